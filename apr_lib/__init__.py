@@ -1,0 +1,1 @@
+"""APR companion library."""
