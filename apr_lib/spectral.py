@@ -1,0 +1,118 @@
+"""Amplitude and phase of images (paper section 3) and their recombination (Eq. 1 and Eq. 5).
+
+For an image x with spectrum F_x = A_x * exp(i P_x) (Eq. 1), APR-P builds
+
+    APR_P(x_i, x_j) = iDFT(A_{x_j} * exp(i P_{x_i}))            (Eq. 5)
+
+which is `swap_amplitude(x_i, x_j)`: the phase of x_i, the amplitude of x_j.
+
+Tensors are float images shaped (..., C, H, W). Two transforms are offered:
+- "per_channel": a 2-D DFT of each channel (the paper's text);
+- "channel3d":   a 3-D DFT over (C, H, W), the channel axis included (the released code).
+On one-channel images the two coincide.
+
+Band masks (Figure 4) are radial in the centred spectrum, as in the frequency helper of the paper's
+reference [46]: low = radius < r_low, mid = r_low <= radius < r_high, high = radius >= r_high.
+Band-limited spectra go through the paper's z-hat rule (zeros become 1) so that every frequency
+still carries a phase.
+"""
+from __future__ import annotations
+
+import torch
+
+MODES = ("per_channel", "channel3d")
+BANDS = ("full", "low", "mid", "high")
+
+
+def _fft_dims(x: torch.Tensor, mode: str) -> tuple[int, ...]:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not one of {MODES}")
+    if not torch.is_tensor(x) or x.ndim < 3:
+        raise ValueError(f"expected a tensor shaped (..., C, H, W), got {getattr(x, 'shape', type(x))}")
+    return (-2, -1) if mode == "per_channel" else (-3, -2, -1)
+
+
+def _as_fft_input(x: torch.Tensor) -> torch.Tensor:
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float tensor, got dtype {x.dtype}; convert images with x.float() / 255")
+    # torch.fft has no bfloat16/float16 kernels on every device: compute in float32, cast back later.
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def amplitude_phase(x: torch.Tensor, mode: str = "per_channel") -> tuple[torch.Tensor, torch.Tensor]:
+    """Amplitude |F_x| and phase angle(F_x) of the DFT of `x` (Eq. 1); both shaped like `x`."""
+    spectrum = torch.fft.fftn(_as_fft_input(x), dim=_fft_dims(x, mode))
+    return spectrum.abs(), spectrum.angle()
+
+
+def recombine(amplitude: torch.Tensor, phase: torch.Tensor, mode: str = "per_channel") -> torch.Tensor:
+    """Real part of iDFT(amplitude * exp(i phase)), shaped like the inputs."""
+    if amplitude.shape != phase.shape:
+        raise ValueError(f"amplitude {tuple(amplitude.shape)} and phase {tuple(phase.shape)} differ in shape")
+    spectrum = torch.polar(_as_fft_input(amplitude), _as_fft_input(phase))
+    return torch.fft.ifftn(spectrum, dim=_fft_dims(amplitude, mode)).real
+
+
+def swap_amplitude(x_phase: torch.Tensor, x_amplitude: torch.Tensor, mode: str = "per_channel") -> torch.Tensor:
+    """Eq. (5): the image with the phase of `x_phase` and the amplitude of `x_amplitude`.
+
+    Returns the real part of the inverse transform, in `x_phase`'s shape and dtype (no clamping:
+    values may leave [0, 1], as in the released code).
+    """
+    if x_phase.shape != x_amplitude.shape:
+        raise ValueError(f"x_phase {tuple(x_phase.shape)} and x_amplitude {tuple(x_amplitude.shape)} differ in shape")
+    _, phase = amplitude_phase(x_phase, mode)
+    amplitude, _ = amplitude_phase(x_amplitude, mode)
+    return recombine(amplitude, phase, mode).to(x_phase.dtype)
+
+
+def radial_frequency(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Distance of each DFT bin from the zero frequency, in bins, laid out like torch.fft.fft2's output.
+
+    Equals sqrt((i - H/2)^2 + (j - W/2)^2) of the fftshift-ed spectrum, without needing the shift.
+    """
+    fy = torch.fft.fftfreq(height, d=1.0 / height, device=device)
+    fx = torch.fft.fftfreq(width, d=1.0 / width, device=device)
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+
+
+def band_mask(height: int, width: int, band: str, radii: tuple[float, float],
+              device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean (H, W) mask of one frequency band, in fft2 layout. `radii` = (r_low, r_high)."""
+    if band not in BANDS:
+        raise ValueError(f"band={band!r} is not one of {BANDS}")
+    r_low, r_high = radii
+    if not 0 < r_low <= r_high:
+        raise ValueError(f"radii={radii!r}: need 0 < r_low <= r_high")
+    r = radial_frequency(height, width, device)
+    if band == "full":
+        return torch.ones_like(r, dtype=torch.bool)
+    if band == "low":
+        return r < r_low
+    if band == "mid":
+        return (r >= r_low) & (r < r_high)
+    return r >= r_high
+
+
+def zhat(z: torch.Tensor) -> torch.Tensor:
+    """The paper's transfer function (section 3.1): z-hat = 1 where z == 0, else z."""
+    return torch.where(z == 0, torch.ones_like(z), z)
+
+
+def keep_band(z: torch.Tensor, band: str, radii: tuple[float, float]) -> torch.Tensor:
+    """Amplitude or phase spectrum `z` (..., H, W) restricted to `band`, then z-hat (Figure 4's A-hat, P-hat).
+
+    The full band is returned unchanged (Figure 4's A_x and P_x carry no hat).
+    """
+    if band == "full":
+        return z
+    mask = band_mask(z.shape[-2], z.shape[-1], band, radii, device=z.device)
+    return zhat(z * mask)
+
+
+def band_recombine(x: torch.Tensor, amplitude_band: str, phase_band: str,
+                   radii: tuple[float, float], mode: str = "per_channel") -> torch.Tensor:
+    """Figure 4's training images: iDFT(A-hat_band * exp(i P-hat_band)) of `x` (real part)."""
+    amplitude, phase = amplitude_phase(x, mode)
+    return recombine(keep_band(amplitude, amplitude_band, radii),
+                     keep_band(phase, phase_band, radii), mode).to(x.dtype)
