@@ -1,0 +1,5 @@
+"""Batched training augmentations with per-sample randomness (any device, optional torch.Generator)."""
+from apr_lib.augment.apr import APRP, APRS
+from apr_lib.augment.standard import RandomCropFlip
+
+__all__ = ["APRP", "APRS", "RandomCropFlip"]
