@@ -22,7 +22,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST
 from torchvision.datasets.utils import check_integrity
 
 from apr_lib.errors import DataMissingError, UserError
-from apr_lib.files import atomic_path
+from apr_lib.files import atomic_path, write_text
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ FMNIST_FILES = {
     "t10k-images-idx3-ubyte": 0x00000803,
     "t10k-labels-idx1-ubyte": 0x00000801,
 }
+SOURCE_RECORD = "SOURCE.txt"  # beside FashionMNIST/raw/: how the files were fetched
 _CIFAR_READERS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 CIFAR_HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
@@ -126,9 +127,13 @@ def _ensure_fmnist(root: Path) -> str:
     tried = []
     for number, (description, step) in enumerate(steps, start=1):
         try:
-            return step(raw)
+            source = step(raw)
         except _StepFailed as failure:
             tried.append(f"  {number}. {description}: {failure}")
+            continue
+        if number > 1:  # fetched now: remember where from, for the provenance of later runs
+            write_text(raw.parent / SOURCE_RECORD, source + "\n")
+        return source
     raise DataMissingError(
         f"Fashion-MNIST is not in {raw} and could not be fetched. Tried, in order:\n" + "\n".join(tried) + "\n"
         f"Fix: run `sudo apt-get install {DEBIAN_PACKAGE}` (Debian/Ubuntu), or put the four decompressed files "
@@ -139,7 +144,9 @@ def _ensure_fmnist(root: Path) -> str:
 def _use_existing_files(raw: Path) -> str:
     if problems := _fmnist_problems(raw):
         raise _StepFailed(problems)
-    return f"already present in {raw}"
+    record = raw.parent / SOURCE_RECORD
+    fetched = f"; earlier {record.read_text(encoding='utf-8').strip()}" if record.is_file() else ""
+    return f"already present in {raw}{fetched}"
 
 
 def _decompress_from_debian_dir(raw: Path) -> str:

@@ -185,11 +185,15 @@ def test_fmnist_decompressed_from_debian_dir_replacing_a_truncated_file(tmp_path
     provenance = data.ensure_dataset("fmnist", root)
 
     assert str(debian) in provenance["source"] and data.DEBIAN_PACKAGE in provenance["source"]
-    assert sorted(p.name for p in files_under(root)) == sorted(data.FMNIST_FILES)  # no temporary files left
+    # no temporary files left; the record of where the files came from sits beside raw/
+    assert sorted(p.name for p in files_under(root)) == sorted([*data.FMNIST_FILES, data.SOURCE_RECORD])
     for name in data.FMNIST_FILES:
         assert (raw / name).read_bytes() == gzip.decompress((debian / f"{name}.gz").read_bytes())
         assert provenance["files"][f"FashionMNIST/raw/{name}"]["sha256"] == sha256(raw / name)
     assert_split_equals(root, arrays)
+    # A later call finds the files in place and still reports where they were fetched from.
+    again = data.ensure_dataset("fmnist", root)["source"]
+    assert again.startswith(f"already present in {raw}") and provenance["source"] in again
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb to build and unpack a .deb")
