@@ -1,0 +1,186 @@
+"""Profiles (params/<name>.yaml), their validation, run names and where each run's files live.
+
+A profile is validated against params/profile.schema.json and the registries (datasets,
+architectures, methods, corruptions) when it is loaded: the Snakefile loads it while parsing, so a
+bad profile fails before any job runs, with a message naming the file, the key and the fix.
+
+Paths are relative to the project root (the working directory of Snakemake and of `apr`):
+    runs/<profile>/<run>/                      checkpoints, weights, resolved config (not in git)
+    outputs/<profile>/metrics/<run>/<suite>.json   the run's measured numbers
+where <run> = <dataset>/<arch>/<method>/seed<k>, e.g. fmnist/small_cnn/apr_sp/seed0.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from apr_lib.errors import ProfileError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = REPO_ROOT / "params" / "profile.schema.json"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The folder holding the Snakefile and params/, from `start` (default: the working directory) upwards.
+
+    Notebooks call it so that they run the same from JupyterLab (cwd notebooks/) and from papermill.
+    """
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "Snakefile").is_file() and (folder / "params").is_dir():
+            return folder
+    raise ProfileError(f"no project root (a folder with a Snakefile and params/) at or above {start}; "
+                       "start Jupyter or papermill inside the project")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: `cfg` is the YAML's content, `path` the file it came from."""
+    path: Path
+    cfg: dict
+
+    @property
+    def name(self) -> str:
+        return self.cfg["name"]
+
+    @property
+    def outputs(self) -> Path:
+        return Path("outputs") / self.name
+
+    def __getitem__(self, key: str):
+        return self.cfg[key]
+
+
+def profile_path(name_or_path: str) -> Path:
+    """`tiny` -> params/tiny.yaml (in the working directory, else in this repository); a path stays a path."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        return Path(name_or_path)
+    local = Path("params") / f"{name_or_path}.yaml"
+    return local if local.exists() else REPO_ROOT / "params" / f"{name_or_path}.yaml"
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = profile_path(name_or_path)
+    if not path.exists():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "paper_results")
+        raise ProfileError(f"profile {name_or_path!r}: no file {path}. Available profiles: {', '.join(available) or 'none'}")
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    validate_profile(cfg, path)
+    return Profile(path, cfg)
+
+
+def _schema_error_message(error: jsonschema.ValidationError, schema: dict) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "top level"
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"in {where}: {'; '.join(hints)}. Allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"in {where}: {error.message}"
+    return f"key {where}: {error.message}"
+
+
+def validate_profile(cfg: object, path: Path) -> None:
+    """Raise ProfileError naming every problem of `cfg` (the content of `path`)."""
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    if not isinstance(cfg, dict):
+        raise ProfileError(f"{path}: expected a mapping of keys to values, got {type(cfg).__name__}")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    problems = [_schema_error_message(e, schema) for e in errors]
+    if not problems:
+        problems = _registry_problems(cfg)
+    if problems:
+        raise ProfileError(f"{path} is not a valid profile (schema: {SCHEMA_FILE.relative_to(REPO_ROOT)}):\n  - "
+                           + "\n  - ".join(problems))
+
+
+def _registry_problems(cfg: dict) -> list[str]:
+    # Imported here: the registries pull in torch, which the schema check above does not need.
+    from apr_lib.corruptions import NAMES as CORRUPTIONS
+    from apr_lib.data import DATASETS
+    from apr_lib.methods import METHODS
+    from apr_lib.models import ARCHS
+
+    def unknown(key: str, values: list[str], registry) -> list[str]:
+        return [f"key {key}: unknown value {v!r}; registered: {', '.join(registry)}" for v in values if v not in registry]
+
+    problems = unknown("dataset", [cfg["dataset"]], DATASETS)
+    problems += unknown("eval.corruptions", cfg["eval"]["corruptions"], CORRUPTIONS)
+    for table, spec in cfg["tables"].items():
+        problems += unknown(f"tables.{table}.archs", spec["archs"], ARCHS)
+        problems += unknown(f"tables.{table}.methods", spec["methods"], METHODS)
+    return problems
+
+
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """One training run: <dataset>/<arch>/<method>/seed<k>."""
+    dataset: str
+    arch: str
+    method: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.arch}/{self.method}/seed{self.seed}"
+
+    @classmethod
+    def parse(cls, name: str) -> "RunSpec":
+        match = re.fullmatch(r"([\w-]+)/([\w-]+)/([\w-]+)/seed(\d+)", name)
+        if not match:
+            raise ProfileError(f"run {name!r} is not of the form <dataset>/<arch>/<method>/seed<k>, "
+                               "e.g. fmnist/small_cnn/apr_sp/seed0")
+        dataset, arch, method, seed = match.groups()
+        return cls(dataset, arch, method, int(seed))
+
+
+def run_config(profile: Profile, run: RunSpec) -> dict:
+    """Everything that determines a run's result: the run's identity and the profile keys it reads.
+
+    Saved beside the run as config.json; its digest decides whether a checkpoint can be resumed.
+    """
+    from apr_lib.methods import METHODS, uses_apr
+
+    if run.dataset != profile["dataset"]:
+        raise ProfileError(f"run {run.name}: dataset {run.dataset!r} differs from the profile's "
+                           f"dataset {profile['dataset']!r} ({profile.path})")
+    if run.method not in METHODS:
+        raise ProfileError(f"run {run.name}: unknown method {run.method!r}; registered: {', '.join(METHODS)}")
+    cfg = {"dataset": run.dataset, "arch": run.arch, "method": run.method, "seed": run.seed,
+           "data_root": profile["data_root"], "train": profile["train"]}
+    if uses_apr(run.method):
+        cfg["apr"] = profile["apr"]
+    return cfg
+
+
+def config_digest(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_dir(profile: Profile, run: RunSpec) -> Path:
+    return Path("runs") / profile.name / run.name
+
+
+def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:
+    return profile.outputs / "metrics" / run.name / f"{suite}.json"
+
+
+def table_runs(profile: Profile, table: str) -> list[RunSpec]:
+    """The runs a table of this profile needs: its archs x methods x the profile's seeds."""
+    spec = profile["tables"][table]
+    return [RunSpec(profile["dataset"], arch, method, seed)
+            for arch in spec["archs"] for method in spec["methods"] for seed in profile["seeds"]]

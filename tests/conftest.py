@@ -1,0 +1,31 @@
+"""Shared fixtures: real Fashion-MNIST for the pipeline tests, and edited copies of the tiny profile."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from apr_lib.config import REPO_ROOT
+from apr_lib.data import ensure_dataset
+
+
+@pytest.fixture(scope="session")
+def fmnist_root(tmp_path_factory) -> Path:
+    """A data root holding the real Fashion-MNIST (from Debian's dataset-fashion-mnist, which .ci/run installs)."""
+    root = tmp_path_factory.mktemp("data")
+    ensure_dataset("fmnist", root)
+    return root
+
+
+def tiny_profile(folder: Path, data_root: Path, **sections) -> Path:
+    """params/tiny.yaml with `sections` merged in (e.g. train={"epochs": 3}), written into folder/params/."""
+    cfg = yaml.safe_load((REPO_ROOT / "params" / "tiny.yaml").read_text())
+    cfg["data_root"] = str(data_root)
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    path = folder / "params" / "tiny.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
