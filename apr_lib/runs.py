@@ -1,0 +1,72 @@
+"""A run's files on disk: resumable checkpoint, final weights, resolved config; `load_run`.
+
+    runs/<profile>/<run>/checkpoint.pt   state after the last finished epoch (removed when the run ends)
+    runs/<profile>/<run>/model.pt        final weights (state dict of the normalised model)
+    runs/<profile>/<run>/config.json     the resolved config that produced them
+
+Everything is saved as plain state dicts and loaded with `weights_only=True`.
+"""
+from __future__ import annotations
+
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from apr_lib.errors import CheckpointError, UserError
+from apr_lib.files import atomic_path, read_json
+
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "model.pt"
+CONFIG = "config.json"
+
+
+def pick_device() -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_state(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_state(path: Path, restart_hint: str) -> dict:
+    """torch.load with weights_only=True; a truncated or tampered file gives a CheckpointError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path} cannot be loaded ({first_line}). It is truncated or was modified. "
+                              f"{restart_hint}") from None
+
+
+def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The trained model of a finished run (eval mode, normalisation inside) and its resolved config.
+
+    The model takes float images in [0, 1] shaped (B, C, H, W) and returns logits.
+    """
+    from apr_lib.data import DATASETS
+    from apr_lib.models import build_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / WEIGHTS).exists() or not (run_dir / CONFIG).exists():
+        raise UserError(f"{run_dir} holds no finished run (expected {WEIGHTS} and {CONFIG}); "
+                        "train it first, e.g. with `snakemake --cores 4 all`")
+    config = read_json(run_dir / CONFIG)
+    info = DATASETS[config["dataset"]]
+    model = build_model(config["arch"], info.channels, info.num_classes, info.mean, info.std)
+    model.load_state_dict(load_state(run_dir / WEIGHTS, f"Delete {run_dir} and train the run again."))
+    return model.to(device or pick_device()).eval(), config

@@ -1,0 +1,122 @@
+"""Train one run: GPU-resident uint8 data, batched augmentation, SGD, a checkpoint after every epoch.
+
+Resuming: each epoch's randomness (data order, augmentations, dropout) is seeded from (seed, epoch)
+alone, so a run resumed from the checkpoint of epoch e continues exactly as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from apr_lib.config import config_digest
+from apr_lib.data import DATASETS, load_split
+from apr_lib.errors import CheckpointError, ProfileError, TrainingDiverged
+from apr_lib.files import write_json
+from apr_lib.methods import TrainingMethod
+from apr_lib.models import build_model
+from apr_lib.runs import CHECKPOINT, CONFIG, WEIGHTS, load_state, pick_device, save_state, seed_everything
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def subset_indices(n: int, subset: int | None, seed: int = 0) -> torch.Tensor:
+    """A fixed random subset of range(n) (the same for every method and seed, so runs are comparable)."""
+    if subset is None or subset >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
+
+
+def lr_factor(step: int, total_steps: int, milestones: list[float], gamma: float) -> float:
+    """Step decay: multiply by `gamma` at each milestone (a fraction of training), per iteration."""
+    return gamma ** sum(step >= m * total_steps for m in milestones)
+
+
+def train_run(config: dict, run_dir: Path, metrics_path: Path, restart: bool = False, progress: bool = True) -> dict:
+    """Train the run described by `config` (see config.run_config) in `run_dir`.
+
+    Writes the final weights and config to `run_dir`, the training metrics to `metrics_path`, then
+    removes the checkpoint; returns the metrics.
+    """
+    run_dir = Path(run_dir)
+    name = f"{config['dataset']}/{config['arch']}/{config['method']}/seed{config['seed']}"
+    train_cfg = config["train"]
+    device = pick_device()
+    info = DATASETS[config["dataset"]]
+    data = load_split(config["dataset"], Path(config["data_root"]), train=True)
+    keep = subset_indices(len(data.labels), train_cfg.get("train_subset"))
+    images, labels = data.images[keep].to(device), data.labels[keep].to(device)
+
+    seed_everything(config["seed"])
+    model = build_model(config["arch"], info.channels, info.num_classes, info.mean, info.std)
+    model = model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
+                                nesterov=train_cfg["nesterov"], weight_decay=train_cfg["weight_decay"])
+    batch_size, epochs = train_cfg["batch_size"], train_cfg["epochs"]
+    steps_per_epoch = len(labels) // batch_size  # drop the last partial batch, as BatchNorm prefers
+    if steps_per_epoch == 0:
+        raise ProfileError(f"run {name}: train.batch_size {batch_size} exceeds the {len(labels)} training images; "
+                           "lower train.batch_size or raise train.train_subset")
+    total_steps = steps_per_epoch * epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, train_cfg["lr_milestones"], train_cfg["lr_gamma"]))
+
+    digest = config_digest(config)
+    checkpoint_path = run_dir / CHECKPOINT
+    restart_hint = f"Re-run with `apr train ... --restart` (or delete {checkpoint_path}) to train this run from epoch 0."
+    start_epoch, history = 0, []
+    if checkpoint_path.exists() and not restart:
+        state = load_state(checkpoint_path, restart_hint)
+        if state.get("config_digest") != digest:
+            raise CheckpointError(f"{checkpoint_path} was written by a different configuration of this run "
+                                  f"(the profile changed since). {restart_hint}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start_epoch, history = state["epoch"] + 1, state["history"]
+        print(f"{name}: resuming after epoch {start_epoch} of {epochs} from {checkpoint_path}")
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for epoch in range(start_epoch, epochs):
+        torch.manual_seed(epoch_seed(config["seed"], epoch))  # dropout and any unseeded draw
+        generator = torch.Generator(device).manual_seed(epoch_seed(config["seed"], epoch))
+        method = TrainingMethod(config["method"], config, generator)
+        order = torch.randperm(len(labels), generator=generator, device=device)
+        model.train()
+        started, loss_sum = time.perf_counter(), 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{epochs}",
+                   disable=None if progress else True, leave=False)
+        for step in bar:
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            with autocast:
+                loss = method.loss(model, images[batch], labels[batch])
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(f"run {name}: the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}. "
+                                       f"Lower train.lr (now {train_cfg['lr']}) in the profile.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": seconds,
+                        "lr_end": schedule.get_last_lr()[0]})
+        print(f"{name}: epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.4f} ({seconds:.1f} s)")
+        save_state({"epoch": epoch, "config_digest": digest, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "history": history},
+                   checkpoint_path)
+
+    save_state(model.state_dict(), run_dir / WEIGHTS)
+    write_json(run_dir / CONFIG, config)
+    metrics = {"run": name, "config_digest": digest, "device": device.type, "threads": torch.get_num_threads(),
+               "train_images": len(labels), "epochs": epochs, "history": history,
+               "final_loss": history[-1]["loss"], "train_seconds": sum(h["seconds"] for h in history)}
+    write_json(metrics_path, metrics)
+    checkpoint_path.unlink()
+    return metrics
