@@ -1,0 +1,186 @@
+"""The `apr` command line: the jobs of the Snakemake DAG, runnable by hand.
+
+    apr list methods|archs|datasets|corruptions
+    apr check --profile P                       validate a profile
+    apr data prepare --profile P                find or fetch the dataset, record where it came from
+    apr data corrupt --profile P                generate the -C test set (unless official files exist)
+    apr train --profile P --run R [--restart]   train one run (resumes from its checkpoint)
+    apr eval --profile P --run R --suite S      evaluate one run (suites: clean, corruption)
+    apr report claims|index --profile P         merge the claim checks / write the index page
+    apr strip-notebooks PATH...                 clear outputs of source notebooks except nbval-checked cells
+
+User errors (bad profile, missing data, broken checkpoint) print one message and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from apr_lib.errors import UserError
+
+SUITES = ("clean", "corruption")
+
+
+def _registries() -> dict[str, list[str]]:
+    from apr_lib.corruptions import NAMES
+    from apr_lib.data import DATASETS
+    from apr_lib.methods import METHODS
+    from apr_lib.models import ARCHS
+    return {"methods": list(METHODS), "archs": list(ARCHS), "datasets": list(DATASETS), "corruptions": list(NAMES)}
+
+
+def cmd_list(args) -> None:
+    print("\n".join(_registries()[args.what]))
+
+
+def cmd_check(args) -> None:
+    from apr_lib.config import load_profile, table_runs
+    profile = load_profile(args.profile)
+    runs = {r for table in profile["tables"] for r in table_runs(profile, table)}
+    print(f"{profile.path}: valid profile {profile.name!r} ({profile['description']}); {len(runs)} training runs")
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def cmd_data(args) -> None:
+    from apr_lib.config import load_profile
+    from apr_lib.data import ensure_dataset, load_split
+    from apr_lib.files import write_json
+    from apr_lib.train import subset_indices
+    from apr_lib import corrupted_sets
+
+    profile = load_profile(args.profile)
+    dataset, root = profile["dataset"], Path(profile["data_root"])
+    if args.action == "prepare":
+        provenance = ensure_dataset(dataset, root)
+        write_json(profile.outputs / "metrics" / "data" / f"{dataset}.json", provenance)
+        print(f"{dataset}: {provenance['source']}")
+        return
+    official = corrupted_sets.official_dir(dataset, root)
+    if official is not None:
+        print(f"{dataset}: using the official -C files in {official}")
+        return
+    subset = profile["eval"].get("corruption_subset")
+    test = load_split(dataset, root, train=False)
+    keep = subset_indices(len(test.labels), subset)
+    out_dir = corrupted_sets.generated_dir(dataset, root, subset)
+    corrupted_sets.generate_c_set(test.images[keep], test.labels[keep], profile["eval"]["corruptions"], out_dir,
+                                  source=f"{dataset} test set, {len(keep)} images")
+    print(f"{dataset}: -C set with {len(profile['eval']['corruptions'])} corruptions in {out_dir}")
+
+
+def cmd_train(args) -> None:
+    from apr_lib.config import RunSpec, load_profile, metrics_file, run_config, run_dir
+    from apr_lib.train import train_run
+
+    profile = load_profile(args.profile)
+    run = RunSpec.parse(args.run)
+    _set_threads(args.threads)
+    metrics = train_run(run_config(profile, run), run_dir(profile, run), metrics_file(profile, run, "train"),
+                        restart=args.restart)
+    print(f"{run.name}: trained {metrics['epochs']} epochs in {metrics['train_seconds']:.0f} s, "
+          f"final loss {metrics['final_loss']:.4f}")
+
+
+def cmd_eval(args) -> None:
+    from apr_lib import corrupted_sets
+    from apr_lib.config import RunSpec, load_profile, metrics_file, run_dir
+    from apr_lib.data import load_split
+    from apr_lib.evaluate import evaluate_clean, evaluate_corruptions
+    from apr_lib.files import write_json
+    from apr_lib.runs import load_run
+    from apr_lib.train import subset_indices
+
+    profile = load_profile(args.profile)
+    run = RunSpec.parse(args.run)
+    _set_threads(args.threads)
+    model, _ = load_run(run_dir(profile, run))
+    ev = profile["eval"]
+    if args.suite == "clean":
+        test = load_split(profile["dataset"], Path(profile["data_root"]), train=False)
+        keep = subset_indices(len(test.labels), ev.get("test_subset"))
+        result = evaluate_clean(model, test.images[keep], test.labels[keep], ev["batch_size"])
+        summary = f"clean error {result['error']:.2f}%"
+    else:
+        c_dir = corrupted_sets.c_set_dir(profile["dataset"], Path(profile["data_root"]), ev.get("corruption_subset"))
+        result = evaluate_corruptions(model, c_dir, ev["corruptions"], ev["severities"], ev["batch_size"])
+        summary = f"mean corruption error {result['mean_corruption_error']:.2f}%"
+    write_json(metrics_file(profile, run, args.suite), {"run": run.name, "suite": args.suite, **result})
+    print(f"{run.name}: {summary}")
+
+
+def cmd_report(args) -> None:
+    from apr_lib.config import load_profile
+    from apr_lib.report import merge_claims, write_index
+
+    profile = load_profile(args.profile)
+    if args.what == "claims":
+        df = merge_claims(profile)
+        print(f"{len(df)} claims: " + ", ".join(f"{n} {v}" for v, n in df["verdict"].value_counts().items()))
+    else:
+        write_index(profile)
+        print(f"wrote {profile.outputs / 'index.md'}")
+
+
+def cmd_strip_notebooks(args) -> None:
+    from apr_lib.notebook_outputs import strip_unchecked_outputs
+    for path in args.paths:
+        if strip_unchecked_outputs(path):
+            print(f"stripped {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apr", description="APR companion: data, training, evaluation and reports "
+                                     "for Amplitude-Phase Recombination (Chen et al., ICCV 2021).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="print registered names")
+    p.add_argument("what", choices=["methods", "archs", "datasets", "corruptions"])
+    p.set_defaults(func=cmd_list)
+
+    def with_profile(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--profile", default="default", help="profile name (params/<name>.yaml) or path (default: default)")
+        return p
+
+    p = with_profile(sub.add_parser("check", help="validate a profile"))
+    p.set_defaults(func=cmd_check)
+
+    p = with_profile(sub.add_parser("data", help="prepare the dataset or its -C test set"))
+    p.add_argument("action", choices=["prepare", "corrupt"])
+    p.set_defaults(func=cmd_data)
+
+    for name, func, help_text in (("train", cmd_train, "train one run"), ("eval", cmd_eval, "evaluate one run")):
+        p = with_profile(sub.add_parser(name, help=help_text))
+        p.add_argument("--run", required=True, help="<dataset>/<arch>/<method>/seed<k>, e.g. fmnist/small_cnn/apr_sp/seed0")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+        p.set_defaults(func=func)
+    sub.choices["train"].add_argument("--restart", action="store_true", help="ignore the checkpoint, train from epoch 0")
+    sub.choices["eval"].add_argument("--suite", required=True, choices=SUITES)
+
+    p = with_profile(sub.add_parser("report", help="merge claim checks or write the index page"))
+    p.add_argument("what", choices=["claims", "index"])
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("strip-notebooks", help="clear outputs of source notebooks except nbval-checked cells")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_strip_notebooks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"apr: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
