@@ -1,0 +1,137 @@
+# The DAG: data -> train one run -> evaluate it -> section notebooks -> claims -> index.
+#
+#   snakemake --cores 4 all                          # the default profile (params/default.yaml)
+#   snakemake --cores 4 all --config profile=tiny    # any profile under params/, or a path to one
+#
+# The profile is validated while this file is parsed, so a bad profile fails before any job runs.
+# Target lists, run names and paths come from apr_lib (tested by pytest); the rules only wire them up.
+
+from apr_lib.config import RunSpec, config_digest, load_profile, run_config
+from apr_lib.corrupted_sets import PROVENANCE, c_set_dir, official_dir
+from apr_lib.sections import (SECTIONS, claims_table, executed_notebook, index_page, section_metrics,
+                              section_outputs, section_products)
+
+PROFILE = load_profile(str(config.get("profile", "default")))
+P = PROFILE.name
+OUT = f"outputs/{P}"
+BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
+DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
+C_SET = c_set_dir(PROFILE["dataset"], PROFILE["data_root"], PROFILE["eval"].get("corruption_subset"))
+
+wildcard_constraints:
+    run=r"[\w-]+/[\w-]+/[\w-]+/seed\d+",
+
+
+rule all:
+    input:
+        [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
+        claims_table(PROFILE),
+        index_page(PROFILE),
+
+
+rule data:
+    output:
+        DATA,
+    benchmark:
+        f"{BENCH}/data.tsv"
+    shell:
+        "apr data prepare --profile {PROFILE.path}"
+
+
+rule corrupted_testset:
+    input:
+        DATA,
+    output:
+        f"{C_SET}/{PROVENANCE}",
+    benchmark:
+        f"{BENCH}/corrupted_testset.tsv"
+    shell:
+        "apr data corrupt --profile {PROFILE.path}"
+
+
+rule train:
+    input:
+        DATA,
+    output:
+        weights=f"runs/{P}/{{run}}/model.pt",
+        metrics=f"{OUT}/metrics/{{run}}/train.json",
+    params:
+        # A change of the profile keys this run reads re-triggers it (Snakemake's params trigger).
+        config_digest=lambda wc: config_digest(run_config(PROFILE, RunSpec.parse(wc.run))),
+    benchmark:
+        f"{BENCH}/train/{{run}}.tsv"
+    threads: 1
+    shell:
+        "apr train --profile {PROFILE.path} --run {wildcards.run} --threads {threads}"
+
+
+def corruption_inputs(wildcards):
+    if official_dir(PROFILE["dataset"], PROFILE["data_root"]) is not None:
+        return [f"{C_SET}/labels.npy"]
+    return [f"{C_SET}/{PROVENANCE}"]
+
+
+rule evaluate_clean:
+    input:
+        f"runs/{P}/{{run}}/model.pt",
+    output:
+        f"{OUT}/metrics/{{run}}/clean.json",
+    benchmark:
+        f"{BENCH}/evaluate_clean/{{run}}.tsv"
+    threads: 1
+    shell:
+        "apr eval --profile {PROFILE.path} --run {wildcards.run} --suite clean --threads {threads}"
+
+
+rule evaluate_corruption:
+    input:
+        f"runs/{P}/{{run}}/model.pt",
+        corruption_inputs,
+    output:
+        f"{OUT}/metrics/{{run}}/corruption.json",
+    benchmark:
+        f"{BENCH}/evaluate_corruption/{{run}}.tsv"
+    threads: 1
+    shell:
+        "apr eval --profile {PROFILE.path} --run {wildcards.run} --suite corruption --threads {threads}"
+
+
+for s in SECTIONS:
+
+    rule:
+        name:
+            f"notebook_{s.key}"
+        input:
+            notebook=f"notebooks/{s.notebook}.ipynb",
+            metrics=section_metrics(PROFILE, s),
+            data=DATA,
+        output:
+            executed=executed_notebook(PROFILE, s),
+            products=section_products(PROFILE, s),
+        benchmark:
+            f"{BENCH}/notebook/{s.key}.tsv"
+        shell:
+            "papermill --log-level WARNING {input.notebook} {output.executed} -p profile {PROFILE.path}"
+
+
+rule claims:
+    input:
+        [f"{OUT}/claims/{s.key}.csv" for s in SECTIONS],
+    output:
+        claims_table(PROFILE),
+    benchmark:
+        f"{BENCH}/claims.tsv"
+    shell:
+        "apr report claims --profile {PROFILE.path}"
+
+
+rule index:
+    input:
+        [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
+        claims_table(PROFILE),
+    output:
+        index_page(PROFILE),
+    benchmark:
+        f"{BENCH}/index.tsv"
+    shell:
+        "apr report index --profile {PROFILE.path}"
