@@ -87,7 +87,7 @@ def ensure_dataset(name: str, root: str | os.PathLike) -> dict:
         (folder / n).relative_to(root).as_posix(): {"sha256": _sha256(folder / n), "size": (folder / n).stat().st_size}
         for n in names
     }
-    return {"dataset": name, "root": os.path.abspath(root), "source": source, "files": files}
+    return {"dataset": name, "root": str(root), "source": source, "files": files}
 
 
 def load_split(name: str, root: str | os.PathLike, train: bool) -> ImageSet:
