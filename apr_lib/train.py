@@ -53,8 +53,7 @@ def train_run(config: dict, run_dir: Path, metrics_path: Path, restart: bool = F
     images, labels = data.images[keep].to(device), data.labels[keep].to(device)
 
     seed_everything(config["seed"])
-    model = build_model(config["arch"], info.channels, info.num_classes, info.mean, info.std)
-    model = model.to(device)
+    model = build_model(config["arch"], info.channels, info.num_classes, info.mean, info.std).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
                                 nesterov=train_cfg["nesterov"], weight_decay=train_cfg["weight_decay"])
     batch_size, epochs = train_cfg["batch_size"], train_cfg["epochs"]
