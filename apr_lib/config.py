@@ -153,7 +153,7 @@ def run_config(profile: Profile, run: RunSpec) -> dict:
 
     Saved beside the run as config.json; its digest decides whether a checkpoint can be resumed.
     """
-    from apr_lib.methods import METHODS, uses_apr
+    from apr_lib.methods import METHODS
 
     if run.dataset != profile["dataset"]:
         raise ProfileError(f"run {run.name}: dataset {run.dataset!r} differs from the profile's "
@@ -162,8 +162,8 @@ def run_config(profile: Profile, run: RunSpec) -> dict:
         raise ProfileError(f"run {run.name}: unknown method {run.method!r}; registered: {', '.join(METHODS)}")
     cfg = {"dataset": run.dataset, "arch": run.arch, "method": run.method, "seed": run.seed,
            "data_root": profile["data_root"], "train": profile["train"]}
-    if uses_apr(run.method):
-        cfg["apr"] = profile["apr"]
+    for section in METHODS[run.method].sections:  # e.g. "apr": APR options never re-train Standard
+        cfg[section] = profile[section]
     return cfg
 
 

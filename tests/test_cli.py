@@ -14,9 +14,13 @@ def test_help_lists_the_commands():
 
 def test_list_prints_registered_names(capsys):
     assert main(["list", "methods"]) == 0
-    assert capsys.readouterr().out.split() == ["standard", "apr_p", "apr_s", "apr_sp"]
+    assert capsys.readouterr().out.split() == ["standard", "cutout", "mixup", "cutmix", "adv", "apr_p",
+                                               "autoaugment", "augmix", "apr_s", "apr_sp"]
     assert main(["list", "archs"]) == 0
-    assert {"small_cnn", "resnet18"} <= set(capsys.readouterr().out.split())
+    assert capsys.readouterr().out.split() == [
+        "small_cnn", "allconv_small", "densenet16_12", "wrn16_1", "resnext_small",  # CPU-sized variants
+        "allconv", "densenet40_12", "densenet_bc100_12", "wrn40_2", "resnext29_4x32", "resnet18",
+        "preact_resnet18", "resnet50"]
 
 
 def test_bad_profile_is_one_message_without_traceback(tmp_path):

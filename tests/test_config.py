@@ -34,7 +34,7 @@ def test_shipped_profiles_are_valid(name):
     (lambda c: c["train"].update(epochs=-2), "key train.epochs: -2 is less than the minimum of 1"),
     (lambda c: c["apr"].update(fft_mode="2d"), "key apr.fft_mode: '2d' is not one of"),
     (lambda c: c["tables"]["table1_corruption"].update(methods=["standard", "apr_x"]),
-     "key tables.table1_corruption.methods: unknown value 'apr_x'; registered: standard, apr_p"),
+     "key tables.table1_corruption.methods: unknown value 'apr_x'; registered: standard, cutout, mixup"),
     (lambda c: c["tables"]["table1_corruption"].update(archs=["resnet9"]),
      "key tables.table1_corruption.archs: unknown value 'resnet9'"),
     (lambda c: c.update(dataset="mnist"), "key dataset: unknown value 'mnist'"),

@@ -54,14 +54,22 @@ class APRP:
     (the label of the phase image). As released, the whole batch is recombined with probability `prob`
     (otherwise it passes unchanged) and, with `keep_clean`, the clean batch is returned too:
     `x, y = aprp(x, y)` then gives 2B images and labels (clean first).
+
+    With `normalization=(mean, std)` (per channel) the recombination happens in the normalised space
+    (x - mean) / std and the result is mapped back to image space, as the released FGSM and ImageNet code
+    apply APR-P to normalised tensors (the CIFAR code: to [0, 1] images, the default). The two differ by a
+    constant per image and channel (normalising moves only the zero spatial frequency) and, with "channel3d"
+    and unequal stds, also in the weight of each channel in the 3-D transform.
     """
 
     def __init__(self, prob: float = 0.6, mode: str = "channel3d", keep_clean: bool = True,
+                 normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
                  generator: torch.Generator | None = None):
         _check_choice("mode", mode, MODES)
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"prob={prob!r} must lie in [0, 1]")
         self.prob, self.mode, self.keep_clean, self.generator = prob, mode, keep_clean, generator
+        self.normalization = normalization
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_batch(x)
@@ -69,13 +77,20 @@ class APRP:
         if _rand((), self.generator, x.device) < self.prob:
             gen_device = self.generator.device if self.generator is not None else "cpu"
             partner = torch.randperm(len(x), generator=self.generator, device=gen_device).to(x.device)
-            recombined = swap_amplitude(x, x[partner], self.mode)
+            if self.normalization is None:
+                recombined = swap_amplitude(x, x[partner], self.mode)
+            else:
+                mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+                             for v in self.normalization)
+                normalized = (x - mean) / std
+                recombined = swap_amplitude(normalized, normalized[partner], self.mode) * std + mean
         if self.keep_clean:
             return torch.cat([x, recombined]), torch.cat([y, y])
         return recombined, y
 
     def __repr__(self) -> str:
-        return f"APRP(prob={self.prob}, mode={self.mode!r}, keep_clean={self.keep_clean})"
+        return (f"APRP(prob={self.prob}, mode={self.mode!r}, keep_clean={self.keep_clean}, "
+                f"normalization={self.normalization})")
 
 
 class APRS:
