@@ -7,7 +7,8 @@
 # Target lists, run names and paths come from apr_lib (tested by pytest); the rules only wire them up.
 
 from apr_lib.config import RunSpec, config_digest, load_profile, run_config
-from apr_lib.corrupted_sets import PROVENANCE, c_set_dir, official_dir
+from apr_lib.corrupted_sets import PROVENANCE
+from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
 from apr_lib.sections import (SECTIONS, claims_table, executed_notebook, index_page, section_metrics,
                               section_outputs, section_products)
 
@@ -16,10 +17,11 @@ P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
 DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
-C_SET = c_set_dir(PROFILE["dataset"], PROFILE["data_root"], PROFILE["eval"].get("corruption_subset"))
+C_SET = corruption_set(PROFILE)
 
 wildcard_constraints:
     run=r"[\w-]+/[\w-]+/[\w-]+/seed\d+",
+    suite="|".join(SUITES),
 
 
 rule all:
@@ -65,35 +67,17 @@ rule train:
         "apr train --profile {PROFILE.path} --run {wildcards.run} --threads {threads}"
 
 
-def corruption_inputs(wildcards):
-    if official_dir(PROFILE["dataset"], PROFILE["data_root"]) is not None:
-        return [f"{C_SET}/labels.npy"]
-    return [f"{C_SET}/{PROVENANCE}"]
-
-
-rule evaluate_clean:
+rule evaluate:
     input:
         f"runs/{P}/{{run}}/model.pt",
+        lambda wc: suite_inputs(PROFILE, wc.suite),
     output:
-        f"{OUT}/metrics/{{run}}/clean.json",
+        f"{OUT}/metrics/{{run}}/{{suite}}.json",
     benchmark:
-        f"{BENCH}/evaluate_clean/{{run}}.tsv"
+        f"{BENCH}/evaluate/{{suite}}/{{run}}.tsv"
     threads: 1
     shell:
-        "apr eval --profile {PROFILE.path} --run {wildcards.run} --suite clean --threads {threads}"
-
-
-rule evaluate_corruption:
-    input:
-        f"runs/{P}/{{run}}/model.pt",
-        corruption_inputs,
-    output:
-        f"{OUT}/metrics/{{run}}/corruption.json",
-    benchmark:
-        f"{BENCH}/evaluate_corruption/{{run}}.tsv"
-    threads: 1
-    shell:
-        "apr eval --profile {PROFILE.path} --run {wildcards.run} --suite corruption --threads {threads}"
+        "apr eval --profile {PROFILE.path} --run {wildcards.run} --suite {wildcards.suite} --threads {threads}"
 
 
 for s in SECTIONS:

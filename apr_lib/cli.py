@@ -5,7 +5,7 @@
     apr data prepare --profile P                find or fetch the dataset, record where it came from
     apr data corrupt --profile P                generate the -C test set (unless official files exist)
     apr train --profile P --run R [--restart]   train one run (resumes from its checkpoint)
-    apr eval --profile P --run R --suite S      evaluate one run (suites: clean, corruption)
+    apr eval --profile P --run R --suite S      evaluate one run (suites: apr_lib.evaluate.SUITES)
     apr report claims|index --profile P         merge the claim checks / write the index page
     apr strip-notebooks PATH...                 clear outputs of source notebooks except nbval-checked cells
 
@@ -18,9 +18,6 @@ import sys
 from pathlib import Path
 
 from apr_lib.errors import UserError
-
-SUITES = ("clean", "corruption")
-
 
 def _registries() -> dict[str, list[str]]:
     from apr_lib.corruptions import NAMES
@@ -49,9 +46,8 @@ def _set_threads(threads: int | None) -> None:
 
 def cmd_data(args) -> None:
     from apr_lib.config import load_profile
-    from apr_lib.data import ensure_dataset, load_split
+    from apr_lib.data import ensure_dataset, load_split, subset_indices
     from apr_lib.files import write_json
-    from apr_lib.train import subset_indices
     from apr_lib import corrupted_sets
 
     profile = load_profile(args.profile)
@@ -88,30 +84,18 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from apr_lib import corrupted_sets
     from apr_lib.config import RunSpec, load_profile, metrics_file, run_dir
-    from apr_lib.data import load_split
-    from apr_lib.evaluate import evaluate_clean, evaluate_corruptions
+    from apr_lib.evaluate import SUITES
     from apr_lib.files import write_json
     from apr_lib.runs import load_run
-    from apr_lib.train import subset_indices
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
     _set_threads(args.threads)
     model, _ = load_run(run_dir(profile, run))
-    ev = profile["eval"]
-    if args.suite == "clean":
-        test = load_split(profile["dataset"], Path(profile["data_root"]), train=False)
-        keep = subset_indices(len(test.labels), ev.get("test_subset"))
-        result = evaluate_clean(model, test.images[keep], test.labels[keep], ev["batch_size"])
-        summary = f"clean error {result['error']:.2f}%"
-    else:
-        c_dir = corrupted_sets.c_set_dir(profile["dataset"], Path(profile["data_root"]), ev.get("corruption_subset"))
-        result = evaluate_corruptions(model, c_dir, ev["corruptions"], ev["severities"], ev["batch_size"])
-        summary = f"mean corruption error {result['mean_corruption_error']:.2f}%"
+    result, summary = SUITES[args.suite](profile, model)
     write_json(metrics_file(profile, run, args.suite), {"run": run.name, "suite": args.suite, **result})
-    print(f"{run.name}: {summary}")
+    print(f"{run.name}: {args.suite}: {summary}")
 
 
 def cmd_report(args) -> None:
@@ -160,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
         p.set_defaults(func=func)
     sub.choices["train"].add_argument("--restart", action="store_true", help="ignore the checkpoint, train from epoch 0")
-    sub.choices["eval"].add_argument("--suite", required=True, choices=SUITES)
+    from apr_lib.evaluate import SUITES
+    sub.choices["eval"].add_argument("--suite", required=True, choices=list(SUITES))
 
     p = with_profile(sub.add_parser("report", help="merge claim checks or write the index page"))
     p.add_argument("what", choices=["claims", "index"])

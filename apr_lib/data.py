@@ -114,6 +114,13 @@ def load_split(name: str, root: str | os.PathLike, train: bool) -> ImageSet:
     return ImageSet(images=images, labels=labels, classes=list(dataset.classes))
 
 
+def subset_indices(n: int, subset: int | None, seed: int = 0) -> torch.Tensor:
+    """A fixed random subset of range(n) (the same for every method and seed, so runs are comparable)."""
+    if subset is None or subset >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
+
+
 # ---- Fashion-MNIST: the search order of DESIGN.md ----
 
 def _ensure_fmnist(root: Path) -> str:

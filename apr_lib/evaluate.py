@@ -4,16 +4,24 @@
 - corruption: error (%) per corruption and severity on the -C set, the per-corruption mean over
               severities, and the mean corruption error over the profile's corruptions (Table 1's metric:
               100 - mean accuracy over corruptions x severities).
+
+`SUITES` maps each suite's name to its function (profile, model) -> (result, one-line summary), and
+`suite_inputs` names the files a suite reads besides the run's weights: the `apr eval` command and the
+Snakefile's `evaluate` rule both take them from here, so a new suite is one function and one entry.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from apr_lib import corrupted_sets
+from apr_lib.config import Profile
 from apr_lib.corrupted_sets import describe, load_c_set
+from apr_lib.data import load_split, subset_indices
 
 
 @torch.no_grad()
@@ -49,3 +57,37 @@ def evaluate_corruptions(model: torch.nn.Module, c_dir: Path, names: list[str], 
     return {"source": describe(c_dir), "n_per_severity": len(labels), "severities": list(severities),
             "errors": errors, "corruption_error": per_corruption,
             "mean_corruption_error": sum(per_corruption.values()) / len(per_corruption)}
+
+
+def suite_clean(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
+    ev = profile["eval"]
+    test = load_split(profile["dataset"], Path(profile["data_root"]), train=False)
+    keep = subset_indices(len(test.labels), ev.get("test_subset"))
+    result = evaluate_clean(model, test.images[keep], test.labels[keep], ev["batch_size"])
+    return result, f"clean error {result['error']:.2f}%"
+
+
+def corruption_set(profile: Profile) -> Path:
+    return corrupted_sets.c_set_dir(profile["dataset"], Path(profile["data_root"]),
+                                    profile["eval"].get("corruption_subset"))
+
+
+def suite_corruption(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
+    ev = profile["eval"]
+    result = evaluate_corruptions(model, corruption_set(profile), ev["corruptions"], ev["severities"], ev["batch_size"])
+    return result, f"mean corruption error {result['mean_corruption_error']:.2f}%"
+
+
+SUITES: dict[str, Callable[[Profile, torch.nn.Module], tuple[dict, str]]] = {
+    "clean": suite_clean,
+    "corruption": suite_corruption,
+}
+
+
+def suite_inputs(profile: Profile, suite: str) -> list[Path]:
+    """Files a suite reads besides the run's weights (Snakemake inputs)."""
+    if suite == "corruption":
+        c_dir = corruption_set(profile)
+        official = corrupted_sets.official_dir(profile["dataset"], Path(profile["data_root"])) is not None
+        return [c_dir / ("labels.npy" if official else corrupted_sets.PROVENANCE)]
+    return []

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from apr_lib.config import config_digest
-from apr_lib.data import DATASETS, load_split
+from apr_lib.data import DATASETS, load_split, subset_indices
 from apr_lib.errors import CheckpointError, ProfileError, TrainingDiverged
 from apr_lib.files import write_json
 from apr_lib.methods import TrainingMethod
@@ -23,13 +23,6 @@ from apr_lib.runs import CHECKPOINT, CONFIG, WEIGHTS, load_state, pick_device, s
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
-
-
-def subset_indices(n: int, subset: int | None, seed: int = 0) -> torch.Tensor:
-    """A fixed random subset of range(n) (the same for every method and seed, so runs are comparable)."""
-    if subset is None or subset >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
 
 
 def lr_factor(step: int, total_steps: int, milestones: list[float], gamma: float) -> float:
