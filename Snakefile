@@ -6,7 +6,7 @@
 # The profile is validated while this file is parsed, so a bad profile fails before any job runs.
 # Target lists, run names and paths come from apr_lib (tested by pytest); the rules only wire them up.
 
-from apr_lib.config import RunSpec, config_digest, load_profile, run_config
+from apr_lib.config import RUN_PATTERN, RunSpec, config_digest, load_profile, run_config
 from apr_lib.corrupted_sets import PROVENANCE
 from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
 from apr_lib.sections import (SECTIONS, claims_table, executed_notebook, index_page, section_metrics,
@@ -20,7 +20,7 @@ DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
 C_SET = corruption_set(PROFILE)
 
 wildcard_constraints:
-    run=r"[\w-]+/[\w-]+/[\w-]+/seed\d+",
+    run=RUN_PATTERN,
     suite="|".join(SUITES),
 
 

@@ -99,8 +99,13 @@ def validate_profile(cfg: object, path: Path) -> None:
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     if not isinstance(cfg, dict):
         raise ProfileError(f"{path}: expected a mapping of keys to values, got {type(cfg).__name__}")
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     problems = [_schema_error_message(e, schema) for e in errors]
+    for variant in (cfg.get("variants") or {}) if not problems else ():
+        merged = with_variant(cfg, variant)
+        problems += [f"variants.{variant}: {_schema_error_message(e, schema)}"
+                     for e in sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))]
     if not problems:
         problems = _registry_problems(cfg)
     if problems:
@@ -114,38 +119,65 @@ def _registry_problems(cfg: dict) -> list[str]:
     from apr_lib.data import DATASETS
     from apr_lib.methods import METHODS
     from apr_lib.models import ARCHS
+    from apr_lib.sections import SECTIONS
 
     def unknown(key: str, values: list[str], registry) -> list[str]:
         return [f"key {key}: unknown value {v!r}; registered: {', '.join(registry)}" for v in values if v not in registry]
 
     problems = unknown("dataset", [cfg["dataset"]], DATASETS)
     problems += unknown("eval.corruptions", cfg["eval"]["corruptions"], CORRUPTIONS)
+    problems += unknown("tables", list(cfg["tables"]), {s.runs_table for s in SECTIONS if s.runs_table})
     for table, spec in cfg["tables"].items():
         problems += unknown(f"tables.{table}.archs", spec["archs"], ARCHS)
         problems += unknown(f"tables.{table}.methods", spec["methods"], METHODS)
+        problems += unknown(f"tables.{table}.variants", spec.get("variants", [""]), {"", *(cfg.get("variants") or {})})
     return problems
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def with_variant(cfg: dict, variant: str) -> dict:
+    """The profile's content with variant `variant`'s overrides merged in ("" = the profile itself)."""
+    if not variant:
+        return cfg
+    variants = cfg.get("variants") or {}
+    if variant not in variants:
+        raise ProfileError(f"unknown variant {variant!r}; the profile defines: {', '.join(variants) or 'none'} "
+                           "(under `variants:`)")
+    return _merge(cfg, variants[variant])
+
+
+RUN_PATTERN = r"[\w-]+/[\w-]+/[\w-]+(?:@[\w.-]+)?/seed\d+"  # also the Snakefile's `run` wildcard
 
 
 @dataclass(frozen=True, order=True)
 class RunSpec:
-    """One training run: <dataset>/<arch>/<method>/seed<k>."""
+    """One training run: <dataset>/<arch>/<method>/seed<k>, or <dataset>/<arch>/<method>@<variant>/seed<k>
+    for a run of the profile with one of its `variants:` merged in."""
     dataset: str
     arch: str
     method: str
     seed: int
+    variant: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.dataset}/{self.arch}/{self.method}/seed{self.seed}"
+        method = f"{self.method}@{self.variant}" if self.variant else self.method
+        return f"{self.dataset}/{self.arch}/{method}/seed{self.seed}"
 
     @classmethod
     def parse(cls, name: str) -> "RunSpec":
-        match = re.fullmatch(r"([\w-]+)/([\w-]+)/([\w-]+)/seed(\d+)", name)
+        match = re.fullmatch(r"([\w-]+)/([\w-]+)/([\w-]+)(?:@([\w.-]+))?/seed(\d+)", name)
         if not match:
-            raise ProfileError(f"run {name!r} is not of the form <dataset>/<arch>/<method>/seed<k>, "
+            raise ProfileError(f"run {name!r} is not of the form <dataset>/<arch>/<method>[@<variant>]/seed<k>, "
                                "e.g. fmnist/small_cnn/apr_sp/seed0")
-        dataset, arch, method, seed = match.groups()
-        return cls(dataset, arch, method, int(seed))
+        dataset, arch, method, variant, seed = match.groups()
+        return cls(dataset, arch, method, int(seed), variant or "")
 
 
 def run_config(profile: Profile, run: RunSpec) -> dict:
@@ -160,10 +192,16 @@ def run_config(profile: Profile, run: RunSpec) -> dict:
                            f"dataset {profile['dataset']!r} ({profile.path})")
     if run.method not in METHODS:
         raise ProfileError(f"run {run.name}: unknown method {run.method!r}; registered: {', '.join(METHODS)}")
+    merged = with_variant(profile.cfg, run.variant)
     cfg = {"dataset": run.dataset, "arch": run.arch, "method": run.method, "seed": run.seed,
-           "data_root": profile["data_root"], "train": profile["train"]}
-    for section in METHODS[run.method].sections:  # e.g. "apr": APR options never re-train Standard
-        cfg[section] = profile[section]
+           "data_root": profile["data_root"], "train": merged["train"]}
+    # Only the sections a run reads enter its config (e.g. "apr": APR options never re-train Standard);
+    # a variant's overridden sections always do.
+    overridden = (profile.cfg.get("variants") or {}).get(run.variant, {})
+    for section in (*METHODS[run.method].sections, *overridden):
+        cfg[section] = merged[section]
+    if run.variant:
+        cfg["variant"] = run.variant
     return cfg
 
 
@@ -180,7 +218,8 @@ def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:
 
 
 def table_runs(profile: Profile, table: str) -> list[RunSpec]:
-    """The runs a table of this profile needs: its archs x methods x the profile's seeds."""
+    """The runs a table of this profile needs: its archs x methods x variants x the profile's seeds."""
     spec = profile["tables"][table]
-    return [RunSpec(profile["dataset"], arch, method, seed)
-            for arch in spec["archs"] for method in spec["methods"] for seed in profile["seeds"]]
+    return [RunSpec(profile["dataset"], arch, method, seed, variant)
+            for arch in spec["archs"] for method in spec["methods"] for variant in spec.get("variants", [""])
+            for seed in profile["seeds"]]

@@ -40,6 +40,12 @@ def test_shipped_profiles_are_valid(name):
     (lambda c: c.update(dataset="mnist"), "key dataset: unknown value 'mnist'"),
     (lambda c: c["eval"].update(corruptions=["fogg"]), "key eval.corruptions: unknown value 'fogg'"),
     (lambda c: c.pop("train"), "'train' is a required property"),
+    (lambda c: c.update(variants={"fast": {"train": {"epochz": 1}}}),
+     "variants.fast: in train: unknown key 'epochz' (did you mean 'epochs'?)"),
+    (lambda c: c["tables"]["table1_corruption"].update(variants=["slow"]),
+     "key tables.table1_corruption.variants: unknown value 'slow'"),
+    (lambda c: c["tables"].update(table9_bogus={"archs": ["small_cnn"], "methods": ["standard"]}),
+     "key tables: unknown value 'table9_bogus'"),
 ])
 def test_bad_profiles_fail_with_a_message_naming_the_key(tmp_path, edit, expected):
     path = write_profile(tmp_path, edit)
@@ -62,7 +68,7 @@ def test_run_names_round_trip_and_reject_garbage():
     run = RunSpec("fmnist", "small_cnn", "apr_sp", 0)
     assert run.name == "fmnist/small_cnn/apr_sp/seed0"
     assert RunSpec.parse(run.name) == run
-    with pytest.raises(ProfileError, match="<dataset>/<arch>/<method>/seed<k>"):
+    with pytest.raises(ProfileError, match=r"<dataset>/<arch>/<method>\[@<variant>\]/seed<k>"):
         RunSpec.parse("fmnist/small_cnn/apr_sp")
 
 
@@ -86,3 +92,25 @@ def test_config_digest_changes_with_what_the_run_reads():
     changed["apr"]["p_prob"] = 0.5
     assert config_digest(cfg) == config_digest(copy.deepcopy(cfg))
     assert config_digest(cfg) != config_digest(changed)
+
+
+def test_variants_override_only_the_runs_that_name_them(tmp_path):
+    path = write_profile(tmp_path, lambda c: (
+        c.update(variants={"per_channel": {"apr": {"fft_mode": "per_channel"}}, "long": {"train": {"epochs": 9}}}),
+        c["tables"]["table1_corruption"].update(variants=["", "per_channel"])))
+    profile = load_profile(str(path))
+    runs = table_runs(profile, "table1_corruption")
+    assert RunSpec("fmnist", "small_cnn", "apr_p", 0, "per_channel") in runs
+    assert len(runs) == 2 * len(profile["tables"]["table1_corruption"]["methods"])
+    plain = run_config(profile, RunSpec("fmnist", "small_cnn", "apr_p", 0))
+    varied = run_config(profile, RunSpec.parse("fmnist/small_cnn/apr_p@per_channel/seed0"))
+    assert plain["apr"]["fft_mode"] == "channel3d" and varied["apr"]["fft_mode"] == "per_channel"
+    assert varied["variant"] == "per_channel" and "variant" not in plain
+    assert {k: v for k, v in varied["apr"].items() if k != "fft_mode"} == \
+        {k: v for k, v in plain["apr"].items() if k != "fft_mode"}
+    # A variant's sections enter the config even for a method that does not read them otherwise.
+    assert run_config(profile, RunSpec("fmnist", "small_cnn", "standard", 0, "per_channel"))["apr"]["fft_mode"] == "per_channel"
+    assert run_config(profile, RunSpec("fmnist", "small_cnn", "standard", 0, "long"))["train"]["epochs"] == 9
+    assert RunSpec.parse("fmnist/small_cnn/apr_p@per_channel/seed0").name == "fmnist/small_cnn/apr_p@per_channel/seed0"
+    with pytest.raises(ProfileError, match="unknown variant 'nope'"):
+        run_config(profile, RunSpec("fmnist", "small_cnn", "apr_p", 0, "nope"))
