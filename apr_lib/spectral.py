@@ -61,9 +61,35 @@ def swap_amplitude(x_phase: torch.Tensor, x_amplitude: torch.Tensor, mode: str =
     """
     if x_phase.shape != x_amplitude.shape:
         raise ValueError(f"x_phase {tuple(x_phase.shape)} and x_amplitude {tuple(x_amplitude.shape)} differ in shape")
-    _, phase = amplitude_phase(x_phase, mode)
-    amplitude, _ = amplitude_phase(x_amplitude, mode)
-    return recombine(amplitude, phase, mode).to(x_phase.dtype)
+    dims = _fft_dims(x_phase, mode)
+    spectrum = torch.fft.rfftn(_as_fft_input(x_phase), dim=dims)
+    amplitude = torch.fft.rfftn(_as_fft_input(x_amplitude), dim=dims).abs()
+    return _with_amplitude(spectrum, spectrum.abs(), amplitude, x_phase, dims)
+
+
+def swap_amplitude_with_partners(x: torch.Tensor, partner: torch.Tensor, mode: str = "per_channel") -> torch.Tensor:
+    """`swap_amplitude(x, x[partner], mode)` (APR-P's pairs within a batch), transforming the batch only once."""
+    dims = _fft_dims(x, mode)
+    if partner.shape != (len(x),):
+        raise ValueError(f"partner must hold one index per image, shape ({len(x)},), got {tuple(partner.shape)}")
+    spectrum = torch.fft.rfftn(_as_fft_input(x), dim=dims)
+    magnitude = spectrum.abs()
+    return _with_amplitude(spectrum, magnitude, magnitude.index_select(0, partner), x, dims)
+
+
+def _with_amplitude(spectrum: torch.Tensor, magnitude: torch.Tensor, amplitude: torch.Tensor, like: torch.Tensor,
+                    dims: tuple[int, ...]) -> torch.Tensor:
+    """The real image whose half spectrum (rfftn) has `amplitude` and the phase of `spectrum` (of magnitude
+    `magnitude`), shaped and typed like `like`.
+
+    Computed without angles: A exp(i P) = F * A / |F| (= A where F = 0, whose angle is 0). Both images are real, so
+    the recombined spectrum is Hermitian and its inverse real: half spectra give the same image as the real part
+    of the full `ifftn`, at about a third of the cost.
+    """
+    nonzero = magnitude > 0
+    recombined = torch.where(nonzero, spectrum * (amplitude / torch.where(nonzero, magnitude, 1.0)),
+                             amplitude.to(spectrum.dtype))
+    return torch.fft.irfftn(recombined, s=[like.shape[d] for d in dims], dim=dims).to(like.dtype)
 
 
 def radial_frequency(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from apr_lib.augment.ops import OPS, random_op
-from apr_lib.spectral import MODES, swap_amplitude
+from apr_lib.spectral import MODES, swap_amplitude, swap_amplitude_with_partners
 
 OVERFLOWS = ("wrap", "clip")
 DISTRACTERS = ("nested", "independent")
@@ -78,12 +78,12 @@ class APRP:
             gen_device = self.generator.device if self.generator is not None else "cpu"
             partner = torch.randperm(len(x), generator=self.generator, device=gen_device).to(x.device)
             if self.normalization is None:
-                recombined = swap_amplitude(x, x[partner], self.mode)
+                recombined = swap_amplitude_with_partners(x, partner, self.mode)
             else:
                 mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
                              for v in self.normalization)
                 normalized = (x - mean) / std
-                recombined = swap_amplitude(normalized, normalized[partner], self.mode) * std + mean
+                recombined = swap_amplitude_with_partners(normalized, partner, self.mode) * std + mean
         if self.keep_clean:
             return torch.cat([x, recombined]), torch.cat([y, y])
         return recombined, y
@@ -117,19 +117,17 @@ class APRS:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x)
         single = random_op(x, self.severity, self.ops, self.generator)
-        swap = _rand((len(x),), self.generator, x.device) < self.swap_prob
-        if not swap.any():
+        swapped = (_rand((len(x),), self.generator, x.device) < self.swap_prob).nonzero().flatten()
+        if len(swapped) == 0:
             return single
-        view = single[swap]
-        source = view if self.distracter == "nested" else x[swap]
+        view = single.index_select(0, swapped)
+        source = view if self.distracter == "nested" else x.index_select(0, swapped)
         distracter = random_op(source, self.severity, self.ops, self.generator)
         phase_from_view = (_rand((len(view),), self.generator, x.device) < 0.5)[:, None, None, None]
         phase_image = torch.where(phase_from_view, view, distracter)
         amplitude_image = torch.where(phase_from_view, distracter, view)
         recombined = to_uint8_levels(swap_amplitude(phase_image, amplitude_image, self.mode), self.overflow)
-        out = single.clone()
-        out[swap] = recombined.to(out.dtype)
-        return out
+        return single.index_copy_(0, swapped, recombined.to(single.dtype))
 
     def __repr__(self) -> str:
         return (f"APRS(severity={self.severity}, ops={len(self.ops)} ops, mode={self.mode!r}, "

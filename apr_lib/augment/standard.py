@@ -23,21 +23,19 @@ class RandomCropFlip:
         return torch.randint(high, (n,), generator=self.generator, device=gen_device).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        if self.padding:
-            p = self.padding
-            padded = F.pad(x, (p, p, p, p), value=self.fill)
-            top = self._randint(2 * p + 1, b, x.device)
-            left = self._randint(2 * p + 1, b, x.device)
-            rows = (top[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-            samples = torch.arange(b, device=x.device)[:, None, None, None]
-            channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-            x = padded[samples, channels, rows, cols]
+        b, c, h, w = x.shape
+        p = self.padding
+        padded = F.pad(x, (p, p, p, p), value=self.fill) if p else x
+        top = self._randint(2 * p + 1, b, x.device) if p else torch.zeros(b, dtype=torch.long, device=x.device)
+        left = self._randint(2 * p + 1, b, x.device) if p else torch.zeros_like(top)
+        cols = left[:, None] + torch.arange(w, device=x.device)  # (B, W)
         if self.flip:
-            flipped = self._randint(2, b, x.device).bool()[:, None, None, None]
-            x = torch.where(flipped, x.flip(-1), x)
-        return x
+            flipped = self._randint(2, b, x.device).bool()[:, None]
+            cols = torch.where(flipped, cols.flip(-1), cols)
+        rows = top[:, None] + torch.arange(h, device=x.device)  # (B, H)
+        # Crop and flip as one gather of each sample's pixels from its flattened padded image.
+        index = (rows[:, :, None] * (w + 2 * p) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        return padded.flatten(2).gather(2, index).view(b, c, h, w)
 
     def __repr__(self) -> str:
         return f"RandomCropFlip(padding={self.padding}, flip={self.flip}, fill={self.fill})"

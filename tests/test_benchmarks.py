@@ -1,0 +1,138 @@
+"""The benchmarks' own pieces (benchmarks/ are scripts, timed nowhere here) and the fast spectral paths they measure.
+
+- swap_amplitude (half spectra, no angles) and swap_amplitude_with_partners against Eq. (5) written with angles;
+- the per-image reference does APR-P's arithmetic as apr_lib does, and serves the shapes the loaders promise;
+- dag_times reads Snakemake's benchmark files; write_result records the machine beside the numbers.
+"""
+import json
+import os
+import random
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from apr_lib.config import REPO_ROOT
+from apr_lib.spectral import amplitude_phase, recombine, swap_amplitude, swap_amplitude_with_partners
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import common  # noqa: E402
+import dag_times  # noqa: E402
+import released_reference  # noqa: E402
+
+
+def with_angles(x_phase, x_amplitude, mode):
+    """Eq. (5) as written: the real part of iDFT(|F(x_amplitude)| exp(i angle(F(x_phase))))."""
+    _, phase = amplitude_phase(x_phase, mode)
+    amplitude, _ = amplitude_phase(x_amplitude, mode)
+    return recombine(amplitude, phase, mode)
+
+
+@pytest.mark.parametrize("mode", ["per_channel", "channel3d"])
+@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (4, 1, 7, 9), (3, 3, 5, 6)])
+def test_fast_swap_equals_eq5_with_angles(mode, shape):
+    g = torch.Generator().manual_seed(0)
+    x, other = torch.rand(shape, generator=g, dtype=torch.float64), torch.rand(shape, generator=g, dtype=torch.float64)
+    x[0] = 0  # an all-zero image: every frequency has angle 0, so it takes the partner's amplitude with no phase
+    torch.testing.assert_close(swap_amplitude(x, other, mode), with_angles(x, other, mode))
+    partner = torch.randperm(len(x), generator=g)
+    torch.testing.assert_close(swap_amplitude_with_partners(x, partner, mode), swap_amplitude(x, x[partner], mode))
+    with pytest.raises(ValueError, match=r"partner must hold one index per image, shape \(\d+,\), got \(2,\)"):
+        swap_amplitude_with_partners(x, partner[:2], mode)
+
+
+def test_fast_swap_keeps_float32_and_stays_within_round_off():
+    g = torch.Generator().manual_seed(1)
+    x, other = torch.rand(8, 3, 32, 32, generator=g), torch.rand(8, 3, 32, 32, generator=g)
+    out = swap_amplitude(x, other, "channel3d")
+    assert out.dtype == torch.float32
+    assert (out - with_angles(x.double(), other.double(), "channel3d")).abs().max() < 1e-5
+
+
+def test_reference_apr_p_does_the_library_arithmetic_image_by_image():
+    g = torch.Generator().manual_seed(2)
+    samples = [(torch.rand(3, 8, 8, generator=g), label) for label in range(6)]
+    random.seed(0)
+    np.random.seed(0)
+    inputs, labels = released_reference.apr_p_collate(samples, prob=1.0)
+    np.random.seed(0)
+    partner = torch.from_numpy(np.random.permutation(len(samples)))
+    clean = torch.stack([image for image, _ in samples])
+    torch.testing.assert_close(inputs[:6], clean)
+    torch.testing.assert_close(inputs[6:], swap_amplitude(clean, clean[partner], "channel3d"), atol=1e-5, rtol=0)
+    assert labels.tolist() == list(range(6)) * 2
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (12, 12, 3)])
+def test_reference_apr_s_returns_uint8_images_of_the_same_size(shape):
+    np.random.seed(0)
+    random.seed(0)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
+    outputs = [released_reference.apr_s(image) for _ in range(20)]
+    assert all(o.size == image.size and o.mode == image.mode for o in outputs)
+    assert len({o.tobytes() for o in outputs}) > 10  # one random op (and half the time a recombination) per call
+
+
+@pytest.mark.parametrize("method, views, factor",
+                         [("apr_p", 1, 2), ("apr_s", 1, 1), ("apr_sp", 1, 2), ("augmix", 3, 1)])
+def test_reference_loader_serves_the_inputs_of_each_method(method, views, factor):
+    images = np.random.default_rng(0).integers(0, 256, (8, 10, 10, 3), dtype=np.uint8)
+    loader = released_reference.released_style_loader(images, np.arange(8), method, batch_size=4, workers=0,
+                                                      padding=2, fill=128)
+    batches = list(loader)
+    assert len(batches) == 2
+    inputs, labels = batches[0]
+    inputs = inputs if views == 1 else inputs[0]
+    assert inputs.shape == (4 * factor, 3, 10, 10) and labels.shape == (4 * factor,)
+    if views == 3:
+        assert len(batches[0][0]) == 3
+
+
+def test_reference_rejects_a_method_it_does_not_implement():
+    with pytest.raises(ValueError, match="method 'mixup' has no per-image reference"):
+        released_reference.ReleasedStyleDataset(np.zeros((1, 4, 4), np.uint8), np.zeros(1), "mixup", 0, 0)
+
+
+def write_tsv(path, seconds, cpu):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:{int(seconds):02d}\t100.0\t200.0\t50.0\t60.0\t0.0\t0.0\t50.0\t{cpu}\n")
+
+
+def test_dag_times_reads_rules_jobs_and_the_span(tmp_path, monkeypatch, capsys):
+    bench = tmp_path / "runs" / "default" / "benchmarks"
+    write_tsv(bench / "data.tsv", 5, 4)
+    write_tsv(bench / "train" / "fmnist" / "small_cnn" / "standard" / "seed0.tsv", 30, 25)
+    write_tsv(bench / "train" / "fmnist" / "small_cnn" / "apr_sp" / "seed0.tsv", 40, 35)
+    for path, end in ((bench / "data.tsv", 1000), (bench / "train/fmnist/small_cnn/standard/seed0.tsv", 1040),
+                      (bench / "train/fmnist/small_cnn/apr_sp/seed0.tsv", 1050)):
+        os.utime(path, (end, end))
+    jobs = dag_times.read_jobs(bench)
+    assert sorted(jobs["rule"]) == ["data", "train", "train"]
+    assert set(jobs["job"]) == {"", "fmnist/small_cnn/standard/seed0", "fmnist/small_cnn/apr_sp/seed0"}
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(sys, "argv", ["dag_times.py", "--root", str(tmp_path)])
+    dag_times.main()
+    result = json.loads((tmp_path / "results" / "dag_times_default.json").read_text())
+    assert result["settings"]["job_seconds_total"] == 75
+    assert result["settings"]["dag_span_seconds"] == 1050 - (1000 - 5)  # last end - earliest start
+    assert {row["rule"]: row["jobs"] for row in result["rows"]} == {"train": 2, "data": 1}
+    assert "within" in result["summary"] and "budget 30 min" in capsys.readouterr().out
+
+
+def test_dag_times_says_when_nothing_has_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["dag_times.py", "--root", str(tmp_path), "--profile", "tiny"])
+    with pytest.raises(SystemExit, match="no Snakemake benchmark files under .*runs/tiny/benchmarks"):
+        dag_times.main()
+
+
+def test_write_result_records_the_machine_beside_the_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("APR_COMMIT", "abc123")
+    info = common.machine()
+    assert info["commit"] == "abc123" and info["uncommitted_changes"] is None  # a copy: its git state is unknown
+    result = common.write_result("demo", info, {"n": 1}, [{"x": 1.0}], "one line", tmp_path / "demo.json", extra=[1])
+    on_disk = json.loads((tmp_path / "demo.json").read_text())
+    assert on_disk == result and on_disk["extra"] == [1] and on_disk["summary"] == "one line"
+    assert set(on_disk["machine"]) >= {"cpu_count", "versions", "load_average_at_start", "load_average_at_end"}
