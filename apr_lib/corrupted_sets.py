@@ -7,6 +7,11 @@ The official files (Hendrycks & Dietterich; 15 corruptions, N = 10,000) are used
 the data root (`CIFAR-10-C/`, `CIFAR-100-C/`); otherwise the set is generated here with
 `apr_lib.corruptions` on a fixed subset of the test set, cached under `<data_root>/generated/`, and
 its provenance.json says so.
+
+ImageNet-C (Hendrycks & Dietterich; Zenodo record 2235448) comes as image folders instead, read by
+`load_image_folder_c`:
+
+    <data_root>/ImageNet-C/<corruption>/<severity>/<class folder>/<image>   (e.g. fog/3/n01440764/*.JPEG)
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.datasets import ImageFolder
+from torchvision.transforms.v2 import PILToTensor
 from tqdm.auto import tqdm
 
 from apr_lib.corruptions import NAMES, corrupt_batch
@@ -22,6 +29,7 @@ from apr_lib.files import atomic_path, read_json, write_json
 
 SEVERITIES = (1, 2, 3, 4, 5)
 OFFICIAL_DIRS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
+IMAGE_FOLDER_DIRS = {"imagenet": "ImageNet-C"}  # -C sets of image folders; never generated
 PROVENANCE = "provenance.json"
 
 
@@ -39,7 +47,10 @@ def generated_dir(dataset: str, data_root: Path, subset: int | None, seed: int =
 
 
 def c_set_dir(dataset: str, data_root: Path, subset: int | None) -> Path:
-    """Where the -C set of this dataset is read from: the official files if present, else the generated set."""
+    """Where the -C set of this dataset is read from: ImageNet-C's folders for ImageNet; else the official files
+    if present, else the generated set."""
+    if dataset in IMAGE_FOLDER_DIRS:
+        return Path(data_root) / IMAGE_FOLDER_DIRS[dataset]
     return official_dir(dataset, data_root) or generated_dir(dataset, data_root, subset)
 
 
@@ -96,3 +107,13 @@ def load_c_set(c_dir: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     n = len(images) // len(SEVERITIES)
     images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     return images.reshape(len(SEVERITIES), n, *images.shape[1:]).contiguous(), torch.from_numpy(labels[:n].astype(np.int64))
+
+
+def load_image_folder_c(c_dir: Path, name: str, severity: int) -> ImageFolder:
+    """The images of one corruption and severity of an ImageNet-C-style folder tree, as a dataset of
+    (uint8 image (3, H, W), class index); class indices follow the sorted class folder names (ImageNet's order)."""
+    folder = Path(c_dir) / name / str(severity)
+    if not folder.is_dir():
+        raise DataMissingError(f"{folder} is missing. ImageNet-C (Zenodo record 2235448) unpacks to "
+                               f"{Path(c_dir)}/<corruption>/<severity 1-5>/<class folder>/<images>; put it there.")
+    return ImageFolder(folder, transform=PILToTensor())

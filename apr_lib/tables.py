@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from apr_lib.config import Profile, table_runs
+from apr_lib.config import Profile, RunSpec, metrics_file, table_runs
+from apr_lib.errors import UserError
+from apr_lib.metrics import CALIBRATION_DEFINITION
 from apr_lib.paper import paper_table1
 from apr_lib.report import claim, describe_setting, load_metrics
 
@@ -22,24 +24,46 @@ METHOD_LABELS = {"standard": "Standard", "cutout": "Cutout", "mixup": "Mixup", "
                  "apr_s": "APR-S", "apr_sp": "APR-SP"}
 
 
+def measured(profile: Profile, run: RunSpec, suite: str, *keys: str) -> list:
+    """The values of `keys` in a run's metrics file; a file from an older `apr eval` without them is an error."""
+    metrics = load_metrics(profile, run, suite)
+    missing = [k for k in keys if k not in metrics]
+    if missing:
+        raise UserError(f"{metrics_file(profile, run, suite)} has no {', '.join(missing)}: an older `apr eval` "
+                        "wrote it. "
+                        f"Delete it and re-run `snakemake --cores 4 all --config profile={profile.name}` (or "
+                        f"`apr eval --profile {profile.name} --run {run.name} --suite {suite}`).")
+    return [metrics[k] for k in keys]
+
+
 def table1_metrics(profile: Profile) -> pd.DataFrame:
-    """One row per run of Table 1: clean error, mean corruption error and per-corruption errors (%)."""
+    """One row per run of Table 1: clean error, mean corruption error and per-corruption errors (%), and the RMS
+    calibration errors (%) on the clean test set and on the -C set (mean over corruptions x severities)."""
     rows = []
     for run in table_runs(profile, "table1_corruption"):
-        clean = load_metrics(profile, run, "clean")
-        corruption = load_metrics(profile, run, "corruption")
-        rows.append({"arch": run.arch, "method": run.method, "seed": run.seed, "clean_error": clean["error"],
-                     "corruption_error": corruption["mean_corruption_error"], **corruption["corruption_error"]})
+        clean_error, clean_calibration = measured(profile, run, "clean", "error", "calibration_error")
+        mean_error, per_corruption, corruption_calibration = measured(
+            profile, run, "corruption",
+            "mean_corruption_error", "corruption_error", "mean_corruption_calibration_error")
+        rows.append({"arch": run.arch, "method": run.method, "seed": run.seed, "clean_error": clean_error,
+                     "corruption_error": mean_error, "clean_calibration_error": clean_calibration,
+                     "corruption_calibration_error": corruption_calibration, **per_corruption})
     return pd.DataFrame(rows)
 
 
 def table1(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
-    """Table 1: per arch and method, clean error and mean corruption error (ours, mean over seeds) beside the paper's."""
+    """Table 1: per arch and method, clean error and mean corruption error (ours, mean over seeds) beside the paper's.
+
+    With several architectures, rows with arch `mean` follow: each method averaged over them, beside the paper's
+    mean row."""
     paper = paper_table1(PAPER_C_DATASET[profile["dataset"]])
     grouped = per_run.groupby(["arch", "method"], sort=False)
     df = grouped.agg(clean_error=("clean_error", "mean"), ours=("corruption_error", "mean")).reset_index()
     if len(profile["seeds"]) > 1:
         df.insert(df.columns.get_loc("ours") + 1, "ours_sd", grouped["corruption_error"].std().to_numpy())
+    if df["arch"].nunique() > 1:
+        means = df.groupby("method", sort=False)[["clean_error", "ours"]].mean().reset_index().assign(arch="mean")
+        df = pd.concat([df, means[["arch", "method", "clean_error", "ours"]]], ignore_index=True)
     df["paper"] = [paper[PAPER_ARCH.get(arch, "mean")].get(method) for arch, method in zip(df["arch"], df["method"])]
     df["paper_arch"] = [PAPER_ARCH.get(arch, "mean of 4 archs") for arch in df["arch"]]
     df["method"] = df["method"].map(METHOD_LABELS)
@@ -54,7 +78,26 @@ def table1_caption(profile: Profile) -> str:
             f"Ours (`ours`): {describe_setting(profile)} Corruption error over {len(corruptions)} corruptions "
             f"({', '.join(corruptions)}) x severities {profile['eval']['severities']}; -C set {c_source}. "
             f"Paper (`paper`): {PAPER_C_LABEL[PAPER_C_DATASET[profile['dataset']]]} at paper scale, "
-            "from params/paper_results.yaml.")
+            "from params/paper_results.yaml."
+            + (" Rows with arch `mean`: each method averaged over the architectures, beside the paper's mean row."
+               if len(profile["tables"]["table1_corruption"]["archs"]) > 1 else ""))
+
+
+def table1_calibration(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's appendix: per arch and method (mean over seeds), test error and RMS calibration error (%) on the
+    clean test set and on the -C set (mean over corruptions x severities)."""
+    columns = ["clean_error", "clean_calibration_error", "corruption_error", "corruption_calibration_error"]
+    df = per_run.groupby(["arch", "method"], sort=False)[columns].mean().reset_index()
+    df["method"] = df["method"].map(METHOD_LABELS)
+    return df
+
+
+def table1_calibration_caption(profile: Profile) -> str:
+    return (f"Appendix to Table 1: test error and RMS calibration error (%, lower is better) on the clean test set "
+            f"(`clean_*`) and on the -C set (`corruption_*`, mean over {len(profile['eval']['corruptions'])} "
+            f"corruptions x severities {profile['eval']['severities']}). Ours: {describe_setting(profile)} "
+            f"Calibration: {CALIBRATION_DEFINITION} (Hendrycks et al.). The paper prints no numbers for these "
+            "(its appendix, which it cites for test accuracy, is not part of its text), so there is no `paper` column.")
 
 
 def table1_claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
@@ -85,4 +128,7 @@ def table1_claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
         lower("APR-P has a lower corruption error than Mixup and CutMix (pair-based augmentations).",
               "apr_p", ["mixup", "cutmix"]),
         lower("APR-S with plain cross-entropy beats AugMix with its Jensen-Shannon loss.", "apr_s", ["augmix"]),
+        lower("APR-SP (APR for single and pair images combined) improves on AugMix.", "apr_sp", ["augmix"]),
+        lower("APR-SP surpasses the other data augmentation techniques of Table 1.", "apr_sp",
+              [m for m in paper if m != "apr_sp"]),
     ]
