@@ -1,11 +1,22 @@
-"""Shared fixtures: real Fashion-MNIST for the pipeline tests, and edited copies of the tiny profile."""
+"""Shared fixtures: real Fashion-MNIST for the pipeline tests, edited copies of the tiny profile, one torch thread."""
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from apr_lib.config import REPO_ROOT
 from apr_lib.data import ensure_dataset
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors run faster on one thread, and OpenMP threads crawl when other jobs share the cores.
+    Modules use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,7 @@ TABLE1_ORDER = ["standard", "cutout", "mixup", "cutmix", "adv", "apr_p", "autoau
 SETTINGS = [("tiny", "small_cnn"), ("cifar", "resnet18")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of a few images gain nothing from threads, and OpenMP threads crawl when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gen(seed=0):

@@ -9,20 +9,13 @@ import torch.nn.functional as F
 
 from apr_lib.models import ARCHS, DenseNet, Normalized, ResNeXt, WideResNet, build_model
 
-SMALL_ARCHS = ["small_cnn", "allconv_small", "densenet16_12", "wrn16_1", "resnext_small"]
+SMALL_ARCHS = ["small_cnn", "allconv_small", "densenet16_12", "wrn16_1", "resnext_small", "resnet18_small"]
 PAPER_ARCHS = ["allconv", "densenet40_12", "densenet_bc100_12", "wrn40_2", "resnext29_4x32",
                "resnet18", "preact_resnet18", "resnet50"]
 HALF_OF_LAST_DIGIT = 50_000  # published figures like "2.2M" are rounded to 0.1M
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches of 1 to 4 small images run faster on one thread than on two, and then stay fast when other jobs load
-    the machine (two threads took five times longer there)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def count(model: torch.nn.Module) -> int:

@@ -1,0 +1,103 @@
+"""The paper vs its released code: which runs the ablation compares, what it reports, and why it skips the FFT mode
+on one-channel data."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from apr_lib.ablation import OPTIONS, TABLE, claims, option_runs, table
+from apr_lib.augment import APRP, APRS
+from apr_lib.config import load_profile, metrics_file, run_config, table_runs
+from apr_lib.errors import ProfileError
+from apr_lib.spectral import swap_amplitude
+from conftest import tiny_profile
+
+torch.set_num_threads(1)
+
+
+def test_both_fft_modes_give_identical_images_on_one_channel():
+    x = torch.rand(6, 1, 28, 28)
+    assert torch.equal(swap_amplitude(x, x.flip(0), "per_channel"), swap_amplitude(x, x.flip(0), "channel3d"))
+    def aprp(mode):
+        return APRP(prob=1.0, mode=mode, generator=torch.Generator().manual_seed(1))(x, torch.zeros(6))[0]
+
+    def aprs(mode):
+        return APRS(swap_prob=1.0, mode=mode, generator=torch.Generator().manual_seed(1))(x)
+
+    for augment in (aprp, aprs):
+        assert torch.equal(augment("per_channel"), augment("channel3d"))
+    rgb = torch.rand(2, 3, 8, 8)  # on 3 channels they differ, so the ablation trains both there
+    assert not torch.allclose(*(swap_amplitude(rgb, rgb.flip(0), mode) for mode in ("per_channel", "channel3d")))
+
+
+@pytest.fixture
+def ablation_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def make(variants: dict, listed: list[str]):
+        path = tiny_profile(tmp_path, tmp_path / "data", variants=variants,
+                            tables={TABLE: {"archs": ["small_cnn"], "methods": ["apr_sp"], "variants": listed}})
+        return load_profile(str(path))
+    return make
+
+
+def write_metrics(profile, values: dict) -> None:
+    """values: variant -> (clean error, mean corruption error, msp AUROC, max-logit AUROC)."""
+    for run in table_runs(profile, TABLE):
+        clean, corruption, msp, max_logit = values[run.variant]
+        for suite, content in (("clean", {"error": clean}), ("corruption", {"mean_corruption_error": corruption}),
+                               ("ood", {"msp": {"mean": {"auroc": msp}}, "max_logit": {"mean": {"auroc": max_logit}}})):
+            path = metrics_file(profile, run, suite)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content))
+
+
+def test_each_row_compares_the_released_run_with_the_run_that_flips_its_option(ablation_profile):
+    variants = {"released": {"train": {"epochs": 1}},
+                "paper-p_prob": {"train": {"epochs": 1}, "apr": {"p_prob": 1.0}},
+                "paper-s_overflow": {"train": {"epochs": 1}, "apr": {"s_overflow": "clip"}}}
+    profile = ablation_profile(variants, list(variants))
+    released, flipped = option_runs(profile)
+    assert released.variant == "released" and set(flipped) == {"p_prob", "s_overflow"}
+    write_metrics(profile, {"released": (10.0, 30.0, 80.0, 82.0), "paper-p_prob": (11.0, 28.0, 81.0, 83.0),
+                            "paper-s_overflow": (9.5, 31.0, 79.0, 80.0)})
+    df = table(profile).set_index("option")
+    assert list(df.index) == [o.label for o in OPTIONS]
+    assert df.loc["APR-P probability", ["clean_error_released", "clean_error_paper_text"]].tolist() == [10.0, 11.0]
+    overflow = df.loc["APR-S overflow"]
+    assert (overflow["corruption_error_released"], overflow["corruption_error_paper_text"]) == (30.0, 31.0)
+    assert df.loc["APR-S overflow", "ood_auroc_paper_text"] == 79.0  # the profile's score (msp)
+    fft = df.loc["FFT"]
+    assert np.isnan(fft["clean_error_paper_text"]) and "identical on 1-channel data" in fft["note"]
+    distracter = df.loc["APR-S distracter"]
+    assert "not run" in distracter["note"] and np.isnan(distracter["ood_auroc_paper_text"])
+    score = df.loc["OOD score"]  # no run: the released model scored by max logit (released) and msp (paper)
+    assert (score["ood_auroc_released"], score["ood_auroc_paper_text"]) == (82.0, 80.0)
+    assert score["clean_error_released"] == score["clean_error_paper_text"] == 10.0
+    verdicts = {c["claim"].split(": ")[-1]: c["verdict"] for c in claims(table(profile))}
+    assert verdicts == {"APR-P probability.": "holds", "clean batch kept.": "not run"}
+
+
+def test_runs_that_change_more_than_one_option_or_lack_a_released_run_are_refused(ablation_profile):
+    profile = ablation_profile({"two": {"apr": {"p_prob": 1.0, "keep_clean": False}}}, ["", "two"])
+    with pytest.raises(ProfileError, match="variant 'two' changes keep_clean, p_prob"):
+        option_runs(profile)
+    profile = ablation_profile({"longer": {"train": {"epochs": 5}, "apr": {"p_prob": 1.0}}}, ["", "longer"])
+    with pytest.raises(ProfileError, match="variant 'longer' changes p_prob, train"):
+        option_runs(profile)
+    profile = ablation_profile({"one": {"apr": {"p_prob": 1.0}}}, ["one"])
+    with pytest.raises(ProfileError, match="no run trains as released"):
+        option_runs(profile)
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "cifar"])
+def test_shipped_ablation_runs_flip_to_the_papers_values(name):
+    profile = load_profile(name)
+    paper = {o.key: o.paper for o in OPTIONS}
+    assert all(profile["apr"][o.key] == o.released for o in OPTIONS if o.key)  # profiles default to the release
+    released, flipped = option_runs(profile)
+    for key, run in flipped.items():
+        assert run_config(profile, run)["apr"][key] == paper[key]
+    # the FFT mode is trained only where it can matter (3-channel CIFAR), not on Fashion-MNIST
+    assert ("fft_mode" in flipped) == (profile["dataset"] != "fmnist")
