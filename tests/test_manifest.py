@@ -1,0 +1,116 @@
+"""manifest.json's wall time from Snakemake's benchmark files, its other fields, and README.md's generated headline.
+
+The tiny profile's real manifest and index are checked end to end in tests/test_pipeline.py.
+"""
+import os
+
+import pandas as pd
+import pytest
+
+from apr_lib import cli, manifest
+from apr_lib.config import REPO_ROOT, load_profile
+from apr_lib.sections import claims_table, index_page
+
+
+def write_benchmark(path, seconds, end, cpu=1.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:00\t100.0\t200.0\t50.0\t60.0\t0.0\t0.0\t50.0\t{cpu}\n")
+    os.utime(path, (end, end))
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outputs/ and runs/ are relative to the project root
+    return load_profile(str(REPO_ROOT / "params" / "tiny.yaml"))
+
+
+def test_wall_time_is_the_span_of_the_dag_jobs_and_leaves_stale_files_out(tiny):
+    bench = manifest.benchmark_dir(tiny)
+    run = "fmnist/small_cnn/standard/seed0"
+    write_benchmark(bench / "data.tsv", 5, 1000)                        # 995 .. 1000
+    write_benchmark(bench / "train" / f"{run}.tsv", 30, 1040)          # 1010 .. 1040
+    write_benchmark(bench / "evaluate" / "clean" / f"{run}.tsv", 20, 1035)  # 1015 .. 1035, beside the training job
+    write_benchmark(bench / "index.tsv", 2, 1200)                       # 1198 .. 1200, after 158 s without a job
+    write_benchmark(bench / "evaluate_clean" / f"{run}.tsv", 500, 1100)  # an old rule's file: not a job of this DAG
+    wall = manifest.wall_time(tiny)
+    assert wall["total_seconds"] == 1200 - 995 and wall["job_seconds"] == 57
+    assert wall["per_rule"]["train"] == {"jobs": 1, "seconds": 30.0, "longest_seconds": 30.0, "cpu_seconds": 1.0}
+    assert [job["rule"] for job in wall["jobs"]] == ["data", "evaluate", "train", "index"]  # in order of ending
+    assert wall["stale_benchmarks"] == [f"evaluate_clean/{run}"]
+    assert [gap["seconds"] for gap in wall["idle_gaps"]] == [158]  # the pause is shown, not hidden
+    assert "claims" in wall["jobs_without_benchmark"] and f"train/{run}" not in wall["jobs_without_benchmark"]
+
+
+def test_dag_jobs_name_every_job_as_the_snakefile_names_its_benchmark(tiny):
+    jobs = manifest.dag_jobs(tiny)
+    assert {("data", ""), ("corrupted_testset", ""), ("claims", ""), ("index", ""),
+            ("notebook", "table1_corruption"), ("train", "fmnist/small_cnn/apr_sp/seed0"),
+            ("evaluate", "corruption/fmnist/small_cnn/apr_sp/seed0"),
+            ("evaluate", "autoattack/fmnist/small_cnn/standard@fgsm/seed0")} <= jobs
+    assert ("evaluate", "train/fmnist/small_cnn/apr_sp/seed0") not in jobs  # train.json comes from `train`
+
+
+def test_manifest_records_commit_profile_versions_device_and_cores(tiny):
+    write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
+    written = manifest.write_manifest(tiny, cores=2)
+    on_disk = pd.read_json(manifest.manifest_file(tiny), typ="series")
+    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "wall_time", "written"}
+    assert written["cores"] == 2 and written["profile"]["name"] == "tiny" and len(written["profile"]["config_digest"]) == 16
+    assert written["git"] == {"commit": None, "dirty": None, "note": "not a git checkout"}  # tmp_path has no .git
+    assert written["packages"]["torch"] and written["packages"]["apr-companion"] and written["packages"]["python"]
+    assert written["device"]["cpu_count"] >= 1 and written["device"]["torch_default_threads"] >= 1
+
+
+def test_manifest_without_benchmarks_names_the_folder_and_the_fix(tiny, capsys):
+    assert cli.main(["report", "manifest", "--profile", str(tiny.path), "--cores", "2"]) == 2
+    assert "no Snakemake benchmark files of this DAG's jobs under runs/tiny/benchmarks: run `snakemake --cores 4 all " \
+           "--config profile=tiny` first" in capsys.readouterr().err
+
+
+def write_outputs(profile):
+    tables = profile.outputs / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"arch": "small_cnn", "method": ["Standard", "APR-P", "APR-S", "APR-SP", "AugMix"],
+                  "clean_error": 10.0, "ours": [30.0, 25.0, 24.0, 20.5, 22.0], "paper": [29.0, 19.7, 12.2, 10.0, 10.9]}
+                 ).to_csv(tables / "table1_corruption.csv", index=False)
+    pd.DataFrame({"arch": "small_cnn", "method": ["CE", "SupCLR", "CE w/ APR-SP"], "ours": [80.0, None, 90.0],
+                  "paper": [88.1, 92.0, 94.7]}).to_csv(tables / "table2_ood.csv", index=False)
+    pd.DataFrame({"section": "x", "verdict": ["holds", "holds", "fails", "not run"]}).to_csv(claims_table(profile)[0])
+
+
+def test_headline_reads_the_numbers_from_the_tables(tiny):
+    write_outputs(tiny)
+    block = manifest.headline(tiny)
+    assert block.startswith(manifest.README_START) and block.endswith(manifest.README_END)
+    assert "| Table 1: mean corruption error % (lower is better), APR-SP | 20.5 | 10.0 |" in block
+    assert "AugMix" not in block and "SupCLR" not in block  # Table 1's four APR rows; Table 2's measured rows only
+    assert "| Table 2: mean OOD AUROC % (higher is better), CE w/ APR-SP | 90.0 | 94.7 |" in block
+    assert "Table 3" not in block  # no such table in this run: left out, not invented
+    assert "**2 hold, 1 fail, 1 not run**" in block and f"]({index_page(tiny)})" in block
+    assert "Headline results: Fashion-MNIST, small_cnn, 2 epochs (tiny profile)" in block
+
+
+def test_readme_block_is_replaced_between_the_markers_only(tiny, tmp_path, capsys):
+    write_outputs(tiny)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{manifest.README_START}\nstale block\n{manifest.README_END}\n\n## Profiles\n")
+    assert cli.main(["report", "readme", "--profile", str(tiny.path)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\n") and text.endswith("\n\n## Profiles\n") and "stale block" not in text
+    assert manifest.readme_block(readme) == manifest.headline(tiny)
+    assert cli.main(["report", "readme", "--profile", str(tiny.path)]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    readme.write_text("# no markers\n")
+    assert cli.main(["report", "readme", "--profile", str(tiny.path)]) == 2
+    assert "needs exactly one <!-- headline:start --> line" in capsys.readouterr().err
+
+
+def test_readme_headline_matches_the_committed_default_outputs(monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    profile = load_profile("default")
+    if not index_page(profile).exists():
+        pytest.skip(f"{index_page(profile)} is not there yet: the default profile's outputs are committed after "
+                    "`snakemake --cores 4 all`, then `apr report readme --profile default` fills the README")
+    assert manifest.readme_block(REPO_ROOT / "README.md") == manifest.headline(profile), \
+        "README.md's headline is out of date: run `apr report readme --profile default`"
