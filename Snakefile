@@ -1,4 +1,4 @@
-# The DAG: data -> train one run -> evaluate it -> section notebooks -> claims -> index.
+# The DAG: data -> train one run -> evaluate it -> section notebooks -> claims -> index -> manifest.
 #
 #   snakemake --cores 4 all                          # the default profile (params/default.yaml)
 #   snakemake --cores 4 all --config profile=tiny    # any profile under params/, or a path to one
@@ -6,18 +6,29 @@
 # The profile is validated while this file is parsed, so a bad profile fails before any job runs.
 # Target lists, run names and paths come from apr_lib (tested by pytest); the rules only wire them up.
 
-from apr_lib.config import RUN_PATTERN, RunSpec, config_digest, load_profile, run_config
+import os
+
+from apr_lib.config import RUN_PATTERN, RunSpec, check_data_root, config_digest, load_profile, run_config
 from apr_lib.corrupted_sets import PROVENANCE
+from apr_lib.distributed import launcher
 from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
-from apr_lib.sections import (SECTIONS, claims_table, executed_notebook, index_page, section_metrics,
+from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
+from apr_lib.manifest import manifest_file
+from apr_lib.sections import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
                               section_outputs, section_products)
 
 PROFILE = load_profile(str(config.get("profile", "default")))
+check_data_root(PROFILE)
+# Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N` each train/evaluate job claims one of
+# N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES (SLURM does, per job).
+if "gpu" in workflow.global_resources and workflow.is_main_process:
+    os.environ[GPU_SLOTS_VARIABLE] = str(workflow.global_resources["gpu"].value)
 P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
 DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
 C_SET = corruption_set(PROFILE)
+SECTIONS = profile_sections(PROFILE)  # the profile's `sections`, else every section of the paper
 
 wildcard_constraints:
     run=RUN_PATTERN,
@@ -29,6 +40,7 @@ rule all:
         [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
         claims_table(PROFILE),
         index_page(PROFILE),
+        manifest_file(PROFILE),
 
 
 rule data:
@@ -64,7 +76,8 @@ rule train:
         f"{BENCH}/train/{{run}}.tsv"
     threads: 1
     shell:
-        "apr train --profile {PROFILE.path} --run {wildcards.run} --threads {threads}"
+        # `apr`, or torchrun starting train.nproc_per_node processes (apr_lib.distributed.launcher)
+        f"{launcher(PROFILE)} train --profile {{PROFILE.path}} --run {{wildcards.run}} --threads {{threads}}"
 
 
 rule evaluate:
@@ -119,3 +132,15 @@ rule index:
         f"{BENCH}/index.tsv"
     shell:
         "apr report index --profile {PROFILE.path}"
+
+
+# Last: the commit, versions, device and wall time (from every job's benchmark file) of what `all` produced.
+rule manifest:
+    input:
+        [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
+        claims_table(PROFILE),
+        index_page(PROFILE),
+    output:
+        manifest_file(PROFILE),
+    shell:
+        "apr report manifest --profile {PROFILE.path} --cores {workflow.cores}"

@@ -7,6 +7,8 @@
     apr train --profile P --run R [--restart]   train one run (resumes from its checkpoint)
     apr eval --profile P --run R --suite S      evaluate one run (suites: apr_lib.evaluate.SUITES)
     apr report claims|index --profile P         merge the claim checks / write the index page
+    apr report manifest --profile P --cores N   write outputs/P/manifest.json (commit, versions, device, wall time)
+    apr report readme --profile P               fill README.md's headline block from outputs/P/
     apr strip-notebooks PATH...                 clear outputs of source notebooks except nbval-checked cells
 
 User errors (bad profile, missing data, broken checkpoint) print one message and exit with status 2.
@@ -14,6 +16,7 @@ User errors (bad profile, missing data, broken checkpoint) print one message and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,8 +35,9 @@ def cmd_list(args) -> None:
 
 
 def cmd_check(args) -> None:
-    from apr_lib.config import load_profile, table_runs
+    from apr_lib.config import check_data_root, load_profile, table_runs
     profile = load_profile(args.profile)
+    check_data_root(profile)
     runs = {r for table in profile["tables"] for r in table_runs(profile, table)}
     print(f"{profile.path}: valid profile {profile.name!r} ({profile['description']}); {len(runs)} training runs")
 
@@ -79,8 +83,9 @@ def cmd_train(args) -> None:
     _set_threads(args.threads)
     metrics = train_run(run_config(profile, run), run_dir(profile, run), metrics_file(profile, run, "train"),
                         restart=args.restart)
-    print(f"{run.name}: trained {metrics['epochs']} epochs in {metrics['train_seconds']:.0f} s, "
-          f"final loss {metrics['final_loss']:.4f}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary from process 0
+        print(f"{run.name}: trained {metrics['epochs']} epochs in {metrics['train_seconds']:.0f} s, "
+              f"final loss {metrics['final_loss']:.4f}")
 
 
 def cmd_eval(args) -> None:
@@ -103,12 +108,26 @@ def cmd_report(args) -> None:
     from apr_lib.report import merge_claims, write_index
 
     profile = load_profile(args.profile)
+    if args.what in ("manifest", "readme"):
+        return report_run(profile, args)
     if args.what == "claims":
         df = merge_claims(profile)
         print(f"{len(df)} claims: " + ", ".join(f"{n} {v}" for v, n in df["verdict"].value_counts().items()))
     else:
         write_index(profile)
         print(f"wrote {profile.outputs / 'index.md'}")
+
+
+def report_run(profile, args) -> None:
+    from apr_lib import manifest
+
+    if args.what == "manifest":
+        wall = manifest.write_manifest(profile, args.cores)["wall_time"]
+        print(f"wrote {manifest.manifest_file(profile)}: {len(wall['jobs'])} jobs, {wall['total_seconds'] / 60:.1f} "
+              f"min of wall time ({wall['job_seconds'] / 60:.1f} min of job time) on {args.cores} cores")
+        return
+    changed = manifest.update_readme(Path("README.md"), manifest.headline(profile))
+    print(f"README.md headline {'updated' if changed else 'already up to date'} from {profile.outputs}")
 
 
 def cmd_strip_notebooks(args) -> None:
@@ -148,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["eval"].add_argument("--suite", required=True, choices=list(SUITES))
 
     p = with_profile(sub.add_parser("report", help="merge claim checks or write the index page"))
-    p.add_argument("what", choices=["claims", "index"])
+    p.add_argument("what", choices=["claims", "index", "manifest", "readme"])
+    p.add_argument("--cores", type=int, default=None, help="manifest: the cores Snakemake ran with")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("strip-notebooks", help="clear outputs of source notebooks except nbval-checked cells")
@@ -160,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("train", "eval"):
+            from apr_lib.gpu_slots import claim_gpu_from_env
+            claim_gpu_from_env()  # one GPU per job under `--resources gpu=N` (profiles/gpu-local)
         args.func(args)
     except UserError as e:
         print(f"apr: error: {e}", file=sys.stderr)

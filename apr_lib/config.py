@@ -127,9 +127,16 @@ def _registry_problems(cfg: dict) -> list[str]:
     problems = unknown("dataset", [cfg["dataset"]], DATASETS)
     problems += unknown("eval.corruptions", cfg["eval"]["corruptions"], CORRUPTIONS)
     problems += unknown("tables", list(cfg["tables"]), {s.runs_table for s in SECTIONS if s.runs_table})
+    chosen = cfg.get("sections") or [s.key for s in SECTIONS]
+    problems += unknown("sections", chosen, [s.key for s in SECTIONS])
+    problems += [f"key tables: no {s.runs_table!r}, whose runs section {s.key} reads; add it, or list the profile's "
+                 "other sections under `sections:`" for s in SECTIONS
+                 if s.key in chosen and s.runs_table and s.runs_table not in cfg["tables"]]
     for table, spec in cfg["tables"].items():
         problems += unknown(f"tables.{table}.archs", spec["archs"], ARCHS)
-        problems += unknown(f"tables.{table}.methods", spec["methods"], METHODS)
+        problems += unknown(f"tables.{table}.methods", [e.partition("@")[0] for e in spec["methods"]], METHODS)
+        problems += unknown(f"tables.{table}.methods (<method>@<variant>)",
+                            [e.partition("@")[2] for e in spec["methods"] if "@" in e], list(cfg.get("variants") or {}))
         problems += unknown(f"tables.{table}.variants", spec.get("variants", [""]), {"", *(cfg.get("variants") or {})})
     return problems
 
@@ -198,7 +205,8 @@ def run_config(profile: Profile, run: RunSpec) -> dict:
     # Only the sections a run reads enter its config (e.g. "apr": APR options never re-train Standard);
     # a variant's overridden sections always do.
     overridden = (profile.cfg.get("variants") or {}).get(run.variant, {})
-    for section in (*METHODS[run.method].sections, *overridden):
+    adversarial = ("adv",) if merged["train"].get("adversarial") else ()  # FGSM's epsilon and step, for any method
+    for section in (*METHODS[run.method].sections, *adversarial, *overridden):
         cfg[section] = merged[section]
     if run.variant:
         cfg["variant"] = run.variant
@@ -209,6 +217,19 @@ def config_digest(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_data_root(profile: Profile) -> None:
+    """Fail before any job when `data_root` cannot be right: a file, or a folder whose parent does not exist
+    (a typo: the data job creates only the last folder, e.g. data/ in a fresh clone). Whether the dataset is
+    inside is the data job's question: it may still fetch it."""
+    root = Path(profile["data_root"]).expanduser()
+    fix = f"Fix data_root in {profile.path} (the folder holding the datasets; see README, Profiles)"
+    if root.exists() and not root.is_dir():
+        raise ProfileError(f"key data_root: {str(root)!r} is a file, not a folder. {fix}.")
+    if not root.exists() and not root.parent.is_dir():
+        raise ProfileError(f"key data_root: {str(root)!r} does not exist, nor does its parent folder "
+                           f"{str(root.parent)!r}. {fix}, or create {root.parent}.")
+
+
 def run_dir(profile: Profile, run: RunSpec) -> Path:
     return Path("runs") / profile.name / run.name
 
@@ -217,9 +238,17 @@ def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:
     return profile.outputs / "metrics" / run.name / f"{suite}.json"
 
 
+def method_variants(entry: str, variants: list[str]) -> list[tuple[str, str]]:
+    """(method, variant) pairs of one `tables:` methods entry: `<method>` runs with each of the table's `variants`,
+    `<method>@<variant>` with that variant alone (for tables whose rows each have their own settings, Table 3)."""
+    method, _, variant = entry.partition("@")
+    return [(method, variant)] if variant else [(method, v) for v in variants]
+
+
 def table_runs(profile: Profile, table: str) -> list[RunSpec]:
     """The runs a table of this profile needs: its archs x methods x variants x the profile's seeds."""
     spec = profile["tables"][table]
     return [RunSpec(profile["dataset"], arch, method, seed, variant)
-            for arch in spec["archs"] for method in spec["methods"] for variant in spec.get("variants", [""])
+            for arch in spec["archs"] for entry in spec["methods"]
+            for method, variant in method_variants(entry, spec.get("variants", [""]))
             for seed in profile["seeds"]]

@@ -43,7 +43,13 @@ DATASETS = {
     "cifar10": DatasetInfo("cifar10", 10, 3, 32, _CIFAR_MEAN, _CIFAR_STD, (
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
     "cifar100": DatasetInfo("cifar100", 100, 3, 32, _CIFAR_MEAN, _CIFAR_STD, None),
+    # torchvision's ImageNet mean and std, as the released imagenet.py normalises (facts 1.9); 224 = its crop size.
+    "imagenet": DatasetInfo("imagenet", 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), None),
 }
+# Datasets too big for memory: image folders <root>/<folder>/{train,val}/<class folder>/<image>, read image by
+# image (apr_lib.distributed) instead of by load_split.
+IMAGE_FOLDERS = {"imagenet": "imagenet"}
+IMAGENET_HOME = "https://image-net.org/download-images.php"
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 _PACKAGE_DATA_DIR = "usr/share/datasets/fashion-mnist"  # where the package puts its .gz files
@@ -78,6 +84,12 @@ def ensure_dataset(name: str, root: str | os.PathLike) -> dict:
     (path relative to `root` -> {"sha256", "size" in bytes}).
     """
     root = Path(root)
+    if name in IMAGE_FOLDERS:  # 1.3 million files: their class folders are checked, not hashed
+        splits = {split: image_folder_dir(name, root, split == "train") for split in ("train", "val")}
+        classes = {split: sum(1 for d in folder.iterdir() if d.is_dir()) for split, folder in splits.items()}
+        return {"dataset": name, "root": str(root), "files": {},
+                "source": f"image folders already present: {splits['train']} ({classes['train']} classes), "
+                          f"{splits['val']} ({classes['val']} classes)"}
     if name == "fmnist":
         source, folder, names = _ensure_fmnist(root), root / "FashionMNIST" / "raw", list(FMNIST_FILES)
     else:
@@ -93,6 +105,10 @@ def ensure_dataset(name: str, root: str | os.PathLike) -> dict:
 def load_split(name: str, root: str | os.PathLike, train: bool) -> ImageSet:
     """Read the train or test split of dataset `name` from `root` (no fetching: call ensure_dataset first)."""
     root = Path(root)
+    if name in IMAGE_FOLDERS:
+        raise UserError(f"{name} is too big to load whole: it is read image by image from "
+                        f"{image_folder_dir(name, root, train)} (apr_lib.distributed.image_folder); this step of the "
+                        "pipeline supports in-memory datasets only")
     if name == "fmnist":
         raw = root / "FashionMNIST" / "raw"
         if problems := _fmnist_problems(raw):
@@ -119,6 +135,19 @@ def subset_indices(n: int, subset: int | None, seed: int = 0) -> torch.Tensor:
     if subset is None or subset >= n:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:subset].sort().values
+
+
+def image_folder_dir(name: str, root: str | os.PathLike, train: bool) -> Path:
+    """The train or val folder of an image-folder dataset (IMAGE_FOLDERS); a DataMissingError if it is absent."""
+    folder = Path(root) / IMAGE_FOLDERS[name] / ("train" if train else "val")
+    if not folder.is_dir() or not any(d.is_dir() for d in folder.iterdir()):
+        raise DataMissingError(
+            f"{folder} is missing or holds no class folders. ImageNet (ILSVRC-2012) cannot be downloaded "
+            f"automatically: register at {IMAGENET_HOME}, download the training and validation archives, and unpack "
+            f"them to {folder.parent}/train/<wnid>/*.JPEG and {folder.parent}/val/<wnid>/*.JPEG (the validation "
+            "images sorted into their class folders, e.g. with pytorch/examples' imagenet/extract_ILSVRC.sh); "
+            "or set the profile's data_root to the folder that holds imagenet/.")
+    return folder
 
 
 # ---- Fashion-MNIST: the search order of DESIGN.md ----

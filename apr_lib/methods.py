@@ -6,16 +6,23 @@ Every method runs the same pipeline, each stage in the order of the code it come
     random crop and flip          every method (profile keys train.crop_padding, crop_fill, flip)
     on the batch, after           Cutout (DeVries & Taylor: crop, flip, normalise, Cutout) | MixUp | CutMix |
                                   APR-P (facts 1.2) | AugMix's views (its code: flip, crop, augment-and-mix)
+    adversarial                   adv, and any method with train.adversarial: fgsm (Table 3): FGSM examples
+                                  of all the model's inputs (APR-P: both halves, as the released FGSM code)
     loss                          cross-entropy, with soft targets for MixUp/CutMix, summed over APR-P's clean
-                                  and recombined halves (the released CE(clean) + CE(recombined));
-                                  adv: on FGSM examples of the cropped batch; AugMix: CE(clean) + 12 JSD
+                                  and recombined halves (the released CE(clean) + CE(recombined); with
+                                  apr.p_loss: mean, averaged over all 2B images as the released FGSM code);
+                                  AugMix: CE(clean) + 12 JSD
 
 Hyper-parameters come from the profile: `train` for all, and the sections in `MethodSpec.sections`.
 Augmentations run in full precision, outside the training loop's bf16 autocast (grid sampling and FFTs
 need the precision; only the model runs in bf16).
 
 `adv` is our choice for Table 1's "Adv Training" row, for which the paper gives no recipe: FGSM with a
-random start (Wong et al. 2020), the attack the paper's Table 3 trains with (facts 1.8).
+random start (Wong et al. 2020), the attack the paper's Table 3 trains with (facts 1.8); it is `standard`
+with train.adversarial: fgsm.
+
+An `apr_p` run whose config has `amp_phase_labels` (Figure 9) recombines every batch into pairs labelled by
+their phase and their amplitude image instead, with Eq. 7's loss on its two heads (apr_lib.amp_phase_labels).
 """
 from __future__ import annotations
 
@@ -26,8 +33,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from apr_lib.augment import APRP, APRS, AugMix, AutoAugment, CutMix, Cutout, MixUp, RandomCropFlip
+from apr_lib.amp_phase_labels import AmplitudePhasePairs, amplitude_phase_loss, check_method
 from apr_lib.augment.ops import OPS, _draw_device
 from apr_lib.data import DATASETS
+from apr_lib.errors import ProfileError
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,17 @@ def fgsm_random_start(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, e
     return (x + delta).clamp(0, 1)
 
 
+def apply_with_probability(transform, x: torch.Tensor, prob: float,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """`transform` applied to each image of the batch `x` with probability `prob`, the others left as they are
+    (torchvision's RandomApply, drawn per image: the released FGSM code's RandomApply([APR-S], p=prob-s))."""
+    chosen = torch.rand(len(x), generator=generator, device=_draw_device(generator)).to(x.device) < prob
+    out = x.clone()
+    if chosen.any():
+        out[chosen] = transform(x[chosen])
+    return out
+
+
 def augmix_loss(logits: torch.Tensor, labels: torch.Tensor, jsd_weight: float) -> torch.Tensor:
     """AugMix's loss (facts section 3) on the logits of (clean, aug1, aug2) concatenated along the batch:
     CE(clean) + jsd_weight * mean_v KL(p_v || M), M = clamp(mean_v p_v, 1e-7, 1)."""
@@ -96,11 +116,20 @@ class TrainingMethod:
         self.aprs = None
         self.batch_augment = None  # (x, labels) -> (inputs, targets), after crop and flip
         self.adv_epsilon = self.adv_step = self.jsd_weight = None
-        if method in ("apr_p", "apr_s", "apr_sp"):
+        self.mean_over_inputs = False  # the loss's divisor: all inputs (2B for APR-P), or the B images of the batch
+        self.two_labels = "amp_phase_labels" in config
+        if self.two_labels:  # Figure 9: APR-P pairs labelled by phase and by amplitude (apr_lib.amp_phase_labels)
+            check_method(method)
+            self.batch_augment = AmplitudePhasePairs(config["apr"]["fft_mode"], generator)
+        elif method in ("apr_p", "apr_s", "apr_sp"):
             apr = config["apr"]
             if method != "apr_p":
-                self.aprs = APRS(severity=apr["s_severity"], mode=apr["fft_mode"], swap_prob=apr["s_swap_prob"],
-                                 distracter=apr["s_distracter"], overflow=apr["s_overflow"], generator=generator)
+                aprs = APRS(severity=apr["s_severity"], mode=apr["fft_mode"], swap_prob=apr["s_swap_prob"],
+                            distracter=apr["s_distracter"], overflow=apr["s_overflow"], generator=generator)
+                s_prob = apr.get("s_prob", 1.0)
+                # At 1 (every image, as the released CIFAR code) no draw is made, so such runs keep their randomness.
+                self.aprs = aprs if s_prob == 1 else lambda x: apply_with_probability(aprs, x, s_prob, generator)
+            self.mean_over_inputs = apr.get("p_loss", "sum_of_halves") == "mean"
             if method != "apr_s":
                 self.batch_augment = APRP(prob=apr["p_prob"], mode=apr["fft_mode"], keep_clean=apr["keep_clean"],
                                           normalization=(info.mean, info.std) if apr["p_after_normalize"] else None,
@@ -111,9 +140,6 @@ class TrainingMethod:
         elif method in ("mixup", "cutmix"):
             mixing = MixUp if method == "mixup" else CutMix
             self.batch_augment = mixing(info.num_classes, config[method]["alpha"], generator=generator)
-        elif method == "adv":
-            self.adv_epsilon = config["adv"]["epsilon_levels"] / 255
-            self.adv_step = config["adv"]["step_levels"] / 255
         elif method == "augmix":
             settings = config["augmix"]
             augmix = AugMix(settings["severity"], settings["width"], tuple(settings["depth_range"]),
@@ -121,12 +147,20 @@ class TrainingMethod:
             # The model sees (clean, aug1, aug2): the two views are independent draws on two copies of the batch.
             self.batch_augment = lambda x, labels: (torch.cat([x, augmix(torch.cat([x, x]))]), labels)
             self.jsd_weight = settings["jsd_weight"]
+        if method == "adv" or train.get("adversarial") == "fgsm":
+            if self.jsd_weight is not None or self.two_labels:
+                raise ProfileError(f"train.adversarial: fgsm does not combine with method {method!r}"
+                                   f"{' and amp_phase_labels' if self.two_labels else ''}: its loss needs its inputs "
+                                   "unattacked. Drop train.adversarial for this run.")
+            self.adv_epsilon = config["adv"]["epsilon_levels"] / 255
+            self.adv_step = config["adv"]["step_levels"] / 255
 
     def augment(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's inputs (floats in [0, 1]) and targets for a batch of uint8 images (B, C, H, W).
 
         Inputs have B images, or 2B (APR-P with the clean batch kept), or 3B (AugMix: clean, aug1, aug2);
-        targets are class indices, or class probabilities (B, num_classes) for MixUp and CutMix.
+        targets are class indices, or class probabilities (B, num_classes) for MixUp and CutMix, or (B, 2) class
+        indices of the phase and the amplitude image (Figure 9's `amp_phase_labels`).
         """
         with torch.autocast(images.device.type, enabled=False):
             if self.autoaugment is not None:
@@ -144,7 +178,9 @@ class TrainingMethod:
         x, targets = self.augment(images, labels)
         if self.adv_epsilon is not None:
             x = fgsm_random_start(model, x, targets, self.adv_epsilon, self.adv_step, self.generator)
+        if self.two_labels:
+            return amplitude_phase_loss(model, x, targets)
         logits = model(x)
         if self.jsd_weight is not None:
             return augmix_loss(logits, targets, self.jsd_weight)
-        return F.cross_entropy(logits, targets, reduction="sum") / len(images)
+        return F.cross_entropy(logits, targets, reduction="sum") / (len(x) if self.mean_over_inputs else len(images))

@@ -300,18 +300,20 @@ class ResNet18(nn.Module):
     """The CIFAR variant of ResNet-18 used by the released code (facts 1.5): 3x3 stem with stride 1,
     no max-pool, BasicBlocks [2, 2, 2, 2] of widths 64/128/256/512, global average pooling, linear head.
     (Average pooling is adaptive so that 28 px images work too; at 32 px it equals the released 4x4 pool.)
+    `width` scales the four stage widths (width, 2x, 4x, 8x; released: 64).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 64):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
-        layers, c_in = [], 64
-        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        layers, c_in = [], width
+        for c_out, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
             layers += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
             c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.pool = global_pool()
-        self.classifier = nn.Linear(512, num_classes)
+        self.classifier = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.layers(self.stem(x))))
@@ -386,6 +388,7 @@ ARCHS: dict[str, Callable[[int, int], nn.Module]] = {
     "densenet16_12": partial(DenseNet, depth=16, growth=12, bottleneck=False, reduction=1.0),
     "wrn16_1": partial(WideResNet, depth=16, widen_factor=1),
     "resnext_small": partial(ResNeXt, depth=11, cardinality=4, base_width=32, widths=(16, 32, 64)),  # quarter width
+    "resnet18_small": partial(ResNet18, width=8),  # an eighth of the width (Figure 9's ResNet-18)
     # The paper's: Table 1 as released (plus DenseNet-BC, as the paper's text names it), Tables 2 and 3, Table 4.
     "allconv": AllConvNet,
     "densenet40_12": partial(DenseNet, depth=40, growth=12, bottleneck=False, reduction=1.0),
@@ -404,3 +407,24 @@ def build_model(arch: str, in_channels: int, num_classes: int,
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; registered: {', '.join(ARCHS)}")
     return Normalized(ARCHS[arch](in_channels, num_classes), mean, std).to(memory_format=torch.channels_last)
+
+
+def build_run_model(config: dict) -> nn.Module:
+    """The untrained model of a run's resolved config (config.run_config): `build_model` of its architecture, with
+    Figure 9's two heads if the config has `amp_phase_labels`, behind Figure 4's band-recombined input if it has
+    `bands` other than full/full. Training and `load_run` both build through here, so saved weights always fit."""
+    from apr_lib.data import DATASETS
+
+    info = DATASETS[config["dataset"]]
+    labels, bands = config.get("amp_phase_labels"), config.get("bands")
+    outputs = 2 * info.num_classes if labels else info.num_classes
+    model: nn.Module = build_model(config["arch"], info.channels, outputs, info.mean, info.std)
+    # Imported here: the figures' modules also import the reporting side (pandas), which models.py does not need.
+    if labels:
+        from apr_lib.amp_phase_labels import AmplitudePhaseHeads
+        model = AmplitudePhaseHeads(model, info.num_classes, labels["lambda"])
+    if bands:
+        from apr_lib.amp_phase_bands import BandRecombinedInput, config_bands
+        if (amplitude_phase := config_bands(config)) != ("full", "full"):
+            model = BandRecombinedInput(model, *amplitude_phase, bands["radii"])
+    return model

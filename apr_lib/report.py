@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from apr_lib.config import Profile, RunSpec, metrics_file
+from apr_lib.config import Profile, RunSpec, metrics_file, with_variant
 from apr_lib.files import atomic_path, read_json, write_text
-from apr_lib.sections import SECTIONS, claims_table, index_page
+from apr_lib.sections import claims_table, index_page, profile_sections
 
 CLAIM_COLUMNS = ["claim", "source", "measure", "ours", "paper", "verdict", "note"]
 VERDICTS = ("holds", "fails", "not run")
-DATASET_NAMES = {"fmnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+DATASET_NAMES = {"fmnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
 
 
 def load_metrics(profile: Profile, run: RunSpec, suite: str) -> dict:
@@ -30,6 +30,21 @@ def describe_setting(profile: Profile) -> str:
     return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
             f"({profile['description']}); {train['epochs']} epochs on {images} training images, "
             f"batch {train['batch_size']}, seeds {', '.join(map(str, profile['seeds']))}.")
+
+
+def describe_runs(profile: Profile, runs: list[RunSpec]) -> str:
+    """What `runs` trained on, in one sentence, with their variants' `train` overrides (describe_setting gives the
+    profile's own `train`, which variants may change)."""
+    settings: dict[str, list[str]] = {}
+    for run in runs:
+        train = with_variant(profile.cfg, run.variant)["train"]
+        images = "all" if train.get("train_subset") is None else f"{train['train_subset']:,}"
+        text = f"{train['epochs']} epochs on {images} training images, batch {train['batch_size']}"
+        if run.arch not in settings.setdefault(text, []):
+            settings[text].append(run.arch)
+    trained = "; ".join(f"{', '.join(archs)} trained {text}" for text, archs in settings.items())
+    return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
+            f"({profile['description']}); {trained}; seeds {', '.join(map(str, profile['seeds']))}.")
 
 
 def write_table(df: pd.DataFrame, profile: Profile, name: str, caption: str, floatfmt: str = ".1f") -> None:
@@ -69,7 +84,7 @@ def write_claims(profile: Profile, section_key: str, claims: list[dict]) -> pd.D
 def merge_claims(profile: Profile) -> pd.DataFrame:
     """tables/claims.{csv,md}: every section's claims, in the paper's order."""
     frames = []
-    for s in SECTIONS:
+    for s in profile_sections(profile):
         path = profile.outputs / "claims" / f"{s.key}.csv"
         frames.append(pd.read_csv(path, keep_default_na=False).assign(section=s.key))
     df = pd.concat(frames, ignore_index=True)[["section"] + CLAIM_COLUMNS]
@@ -90,7 +105,7 @@ def write_index(profile: Profile) -> str:
              "Every number below comes from a run of this profile; the paper's numbers come from "
              "`params/paper_results.yaml`. Regenerate with `snakemake --cores 4 all"
              + ("" if profile.name == "default" else f" --config profile={profile.name}") + "`.", ""]
-    for s in SECTIONS:
+    for s in profile_sections(profile):
         lines += [f"## {s.paper}: {s.title}", "", s.summary, ""]
         for table in s.tables:
             lines += [(out / "tables" / f"{table}.md").read_text(encoding="utf-8").strip(), "",
@@ -100,10 +115,15 @@ def write_index(profile: Profile) -> str:
                       f"Files: [png](figures/{figure}.png), [pdf](figures/{figure}.pdf)", ""]
         claims = pd.read_csv(out / "claims" / f"{s.key}.csv", keep_default_na=False)
         if len(claims):
-            lines += ["Claims checked:", "", claims[["claim", "ours", "paper", "verdict"]].to_markdown(index=False), ""]
-        lines += [f"Notebook: [notebooks/{s.notebook}.ipynb](notebooks/{s.notebook}.ipynb)", ""]
-    claims_md = os.path.relpath(claims_table(profile)[1], out)
-    lines += ["## All claims", "", f"See [{claims_md}]({claims_md}).", ""]
+            lines += ["Claims checked:", "",
+                      claims[["claim", "measure", "ours", "paper", "verdict"]].to_markdown(index=False), ""]
+        lines += [f"Notebook: [notebooks/{s.notebook}.ipynb](notebooks/{s.notebook}.ipynb); "
+                  f"claim checks: [claims/{s.key}.csv](claims/{s.key}.csv)", ""]
+    claims_csv, claims_md = (os.path.relpath(path, out) for path in claims_table(profile))
+    lines += ["## All claims", "", f"See [{claims_md}]({claims_md}) ([csv]({claims_csv})).", "",
+              "## How this run was made", "",
+              "The commit, profile, package versions, device, cores and wall time per job, per rule and in total: "
+              "[manifest.json](manifest.json), written by the DAG's last rule, after this page.", ""]
     text = "\n".join(lines)
     write_text(index_page(profile), text)
     return text

@@ -58,15 +58,13 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> t
 
     The model takes float images in [0, 1] shaped (B, C, H, W) and returns logits.
     """
-    from apr_lib.data import DATASETS
-    from apr_lib.models import build_model
+    from apr_lib.models import build_run_model
 
     run_dir = Path(run_dir)
     if not (run_dir / WEIGHTS).exists() or not (run_dir / CONFIG).exists():
         raise UserError(f"{run_dir} holds no finished run (expected {WEIGHTS} and {CONFIG}); "
                         "train it first, e.g. with `snakemake --cores 4 all`")
     config = read_json(run_dir / CONFIG)
-    info = DATASETS[config["dataset"]]
-    model = build_model(config["arch"], info.channels, info.num_classes, info.mean, info.std)
+    model = build_run_model(config)
     model.load_state_dict(load_state(run_dir / WEIGHTS, f"Delete {run_dir} and train the run again."))
     return model.to(device or pick_device()).eval(), config

@@ -18,7 +18,7 @@ def test_list_prints_registered_names(capsys):
                                                "autoaugment", "augmix", "apr_s", "apr_sp"]
     assert main(["list", "archs"]) == 0
     assert capsys.readouterr().out.split() == [
-        "small_cnn", "allconv_small", "densenet16_12", "wrn16_1", "resnext_small",  # CPU-sized variants
+        "small_cnn", "allconv_small", "densenet16_12", "wrn16_1", "resnext_small", "resnet18_small",  # CPU-sized
         "allconv", "densenet40_12", "densenet_bc100_12", "wrn40_2", "resnext29_4x32", "resnet18",
         "preact_resnet18", "resnet50"]
 

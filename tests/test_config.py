@@ -96,7 +96,7 @@ def test_config_digest_changes_with_what_the_run_reads():
 
 def test_variants_override_only_the_runs_that_name_them(tmp_path):
     path = write_profile(tmp_path, lambda c: (
-        c.update(variants={"per_channel": {"apr": {"fft_mode": "per_channel"}}, "long": {"train": {"epochs": 9}}}),
+        c["variants"].update({"per_channel": {"apr": {"fft_mode": "per_channel"}}, "long": {"train": {"epochs": 9}}}),
         c["tables"]["table1_corruption"].update(variants=["", "per_channel"])))
     profile = load_profile(str(path))
     runs = table_runs(profile, "table1_corruption")

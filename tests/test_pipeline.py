@@ -1,5 +1,6 @@
 """The tiny profile end to end through Snakemake, in a temporary copy of the project."""
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from apr_lib.config import REPO_ROOT, load_profile, table_runs
+from apr_lib.manifest import manifest_file
 from apr_lib.sections import SECTIONS, claims_table, index_page, section_outputs
 
 pytestmark = pytest.mark.slow
@@ -60,6 +62,104 @@ def test_table1_numbers_come_from_the_metrics_files(tiny_project):
     assert "Fashion-MNIST" in markdown and "CIFAR-10-C" in markdown  # says what was run and what it is compared to
 
 
+def test_table4_and_calibration_come_from_the_metrics_files(tiny_project):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        runs = table_runs(load_profile("tiny"), "table1_corruption")
+    metrics = {run.method: {suite: json.loads((tiny_project / "outputs/tiny/metrics" / run.name / f"{suite}.json")
+                                              .read_text()) for suite in ("clean", "corruption")} for run in runs}
+    calibration = pd.read_csv(tiny_project / "outputs/tiny/tables/table1_calibration.csv")
+    for run, row in zip(runs, calibration.itertuples()):
+        assert row.clean_calibration_error == pytest.approx(metrics[run.method]["clean"]["calibration_error"])
+        assert row.corruption_calibration_error == pytest.approx(
+            metrics[run.method]["corruption"]["mean_corruption_calibration_error"])
+    table4 = pd.read_csv(tiny_project / "outputs/tiny/tables/table4_imagenet_c.csv").set_index(["method", "measure"])
+    standard, apr_sp = (metrics[m]["corruption"]["errors"]["gaussian_noise"] for m in ("standard", "apr_sp"))
+    assert table4.loc[("APR-SP", "gaussian_noise"), "ours"] == pytest.approx(
+        100 * sum(apr_sp.values()) / sum(standard.values()))  # relative CE: our Standard = 100
+    assert table4.loc[("Standard", "mce"), "ours"] == pytest.approx(100)
+    assert table4.loc[("APR-SP", "mce"), "paper"] == 65.0  # ImageNet-C, params/paper_results.yaml
+    markdown = (tiny_project / "outputs/tiny/tables/table4_imagenet_c.md").read_text()
+    assert "relative CE: normalised by our Standard model on Fashion-MNIST-C, not AlexNet on ImageNet-C" in markdown
+
+
+def test_fig4_fig9_and_ablation_come_from_the_metrics_files(tiny_project):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        profile = load_profile("tiny")
+        runs = {t: table_runs(profile, t) for t in ("fig4_amp_phase_grid", "ablation_paper_vs_code")}
+
+    def clean_error(run) -> float:
+        return json.loads((tiny_project / "outputs/tiny/metrics" / run.name / "clean.json").read_text())["error"]
+
+    grid = pd.read_csv(tiny_project / "outputs/tiny/tables/fig4_amp_phase_grid.csv")
+    assert len(grid) == 16 and grid["paper"].notna().all()  # the paper's whole grid beside our cells
+    measured = sorted(100 - clean_error(run) for run in runs["fig4_amp_phase_grid"])
+    assert sorted(grid["ours"].dropna()) == pytest.approx(measured)
+    assert pd.read_csv(tiny_project / "outputs/tiny/tables/fig9_amp_phase_labels.csv")["lambda"].tolist() == [0.0, 1.0]
+    ablation = pd.read_csv(tiny_project / "outputs/tiny/tables/ablation_paper_vs_code.csv").set_index("option")
+    released, keep_clean = runs["ablation_paper_vs_code"]  # "" (Table 1's apr_sp run) and ablation-keep_clean
+    assert ablation.loc["clean batch kept", "clean_error_released"] == pytest.approx(clean_error(released))
+    assert ablation.loc["clean batch kept", "clean_error_paper_text"] == pytest.approx(clean_error(keep_clean))
+    assert "identical on 1-channel data" in ablation.loc["FFT", "note"]
+
+
+def test_fig6_fig8_and_fourier_heatmap_claims_are_measured(tiny_project):
+    claims = pd.read_csv(tiny_project / "outputs/tiny/tables/claims.csv", keep_default_na=False).groupby("section")
+    fig6 = claims.get_group("fig6_templates")
+    assert list(fig6["verdict"]) == ["holds"]  # Eq. (4) is an identity: it holds on any data, trained or not
+    assert float(fig6["ours"].iloc[0].split()[0]) < 1e-9  # radians
+    for section, rows in (("fig8_gradcam", 2), ("fourier_heatmap", 1)):
+        measured = claims.get_group(section)  # tiny runs: a verdict either way, but measured
+        assert len(measured) == rows and set(measured["verdict"]) <= {"holds", "fails"}
+        assert all(" vs " in ours for ours in measured["ours"])
+    for figure in ("fig6_templates", "fig8_gradcam", "fourier_heatmap"):
+        assert (tiny_project / f"outputs/tiny/figures/{figure}.pdf").stat().st_size > 10_000
+
+def test_table3_numbers_come_from_the_metrics_files(tiny_project):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        runs = table_runs(load_profile("tiny"), "table3_adversarial")
+    table = pd.read_csv(tiny_project / "outputs/tiny/tables/table3_adversarial.csv")
+    assert list(table["method"]) == ["FGSM", "FGSM w/ APR-SP"]
+    for run, row, epochs in zip(runs, table.itertuples(), (1, 3)):  # the two variants' epochs (tiny.yaml)
+        metrics = tiny_project / "outputs/tiny/metrics" / run.name
+        attack = json.loads((metrics / "autoattack.json").read_text())["results"][0]
+        assert (row.clean, row.ours) == pytest.approx((attack["clean_accuracy"], attack["robust_accuracy"]))
+        assert json.loads((metrics / "train.json").read_text())["epochs"] == epochs
+    assert list(table["paper"]) == [43.2, 45.7]  # Table 3 of params/paper_results.yaml
+    markdown = (tiny_project / "outputs/tiny/tables/table3_adversarial.md").read_text()
+    assert "Fashion-MNIST" in markdown and "reduced AutoAttack: APGD-CE only" in markdown
+
+
+def test_table2_and_fig2_fig5_come_from_measurements(tiny_project):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        profile = load_profile("tiny")
+        runs = table_runs(profile, "table2_ood")
+    table = pd.read_csv(tiny_project / "outputs/tiny/tables/table2_ood.csv")
+    measured = table[table["note"].isna()]
+    assert list(measured["method"]) == ["CE", "CE w/ APR-SP"]  # tiny.yaml's table2_ood methods
+    for run, row in zip(runs, measured.itertuples()):
+        ood = json.loads((tiny_project / "outputs/tiny/metrics" / run.name / "ood.json").read_text())
+        assert row.ours == pytest.approx(ood["msp"]["mean"]["auroc"])
+        assert row.mean_max_logit == pytest.approx(ood["max_logit"]["mean"]["auroc"])
+        assert [getattr(row, name) for name in profile["ood"]["sets"]] == pytest.approx(
+            [ood["msp"][name]["auroc"] for name in profile["ood"]["sets"]])
+    assert list(table["paper"]) == [88.1, 92.0, 94.0, 94.7]  # CE, SupCLR, CSI, APR-SP of params/paper_results.yaml
+    assert "OOD positive" in (tiny_project / "outputs/tiny/tables/table2_ood_metrics.md").read_text()
+    claims = pd.read_csv(tiny_project / "outputs/tiny/tables/claims.csv", keep_default_na=False).groupby("section")
+    for section, rows in (("fig2_amplitude_swap", 3), ("fig5_tsne", 2)):
+        assert len(claims.get_group(section)) == rows
+        assert set(claims.get_group(section)["verdict"]) <= {"holds", "fails"}  # measured, either way
+    stats = pd.read_csv(tiny_project / "outputs/tiny/tables/fig2_swap_stats.csv")
+    shares = stats[["follows_amplitude", "follows_phase", "neither"]].sum(axis=1)
+    assert shares.to_numpy() == pytest.approx([100.0] * len(stats))
+    separability = pd.read_csv(tiny_project / "outputs/tiny/tables/fig5_separability.csv")
+    control = separability[separability["comparison"].str.startswith("control")]["probe_accuracy"].iloc[0]
+    assert 30 < control < 70  # two sets of test images: the probe is near chance
+
+
 def test_executed_notebooks_ran_without_errors(tiny_project):
     for s in SECTIONS:
         nb = nbformat.read(tiny_project / f"outputs/tiny/notebooks/{s.notebook}.ipynb", as_version=4)
@@ -78,6 +178,36 @@ def test_claims_and_index_cover_every_section(tiny_project):
         assert s.paper in index
         for figure in s.figures:
             assert f"figures/{figure}.png" in index
+
+
+def test_index_lists_every_output_of_all_and_nothing_else(tiny_project):
+    out = tiny_project / "outputs/tiny"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        profile = load_profile("tiny")
+        declared = {p.relative_to(profile.outputs).as_posix() for s in SECTIONS for p in section_outputs(profile, s)}
+        declared |= {p.relative_to(profile.outputs).as_posix() for p in claims_table(profile) + [manifest_file(profile)]}
+    links = set(re.findall(r"\]\(([^)\s]+)\)", (out / "index.md").read_text()))  # markdown links and images
+    assert declared <= links  # nothing missing
+    assert not [link for link in links if not (out / link).is_file()]  # nothing stale: every link resolves
+    on_disk = {p.relative_to(out).as_posix() for folder in ("tables", "figures", "notebooks", "claims")
+               for p in (out / folder).rglob("*") if p.is_file()}
+    assert on_disk <= declared  # nothing there that `all` does not declare (and so the index would not show)
+
+
+def test_manifest_says_what_made_the_outputs_and_how_long_it_took(tiny_project):
+    manifest = json.loads((tiny_project / "outputs/tiny/manifest.json").read_text())
+    assert manifest["cores"] == 2 and manifest["profile"]["name"] == "tiny"
+    assert manifest["git"]["commit"] is None  # the temporary copy is not a git checkout, and says so
+    assert {"python", "torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-learn", "pyautoattack",
+            "apr-companion"} <= set(manifest["packages"])
+    assert manifest["device"]["cpu"] and manifest["device"]["cpu_count"] >= 1
+    wall = manifest["wall_time"]
+    rules = {job["rule"] for job in wall["jobs"]}
+    assert {"data", "train", "evaluate", "notebook", "claims", "index"} <= rules and not wall["stale_benchmarks"]
+    assert sum(rule["jobs"] for rule in wall["per_rule"].values()) == len(wall["jobs"])
+    assert 0 < wall["total_seconds"] <= wall["job_seconds"]  # jobs ran in parallel on 2 cores
+    assert wall["job_seconds"] == pytest.approx(sum(job["seconds"] for job in wall["jobs"]), abs=0.01)
 
 
 def test_second_run_has_nothing_to_do(tiny_project):
