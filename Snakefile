@@ -107,8 +107,11 @@ for s in SECTIONS:
             products=section_products(PROFILE, s),
         benchmark:
             f"{BENCH}/notebook/{s.key}.tsv"
+        threads: 1
         shell:
-            "papermill --log-level WARNING {input.notebook} {output.executed} -p profile {PROFILE.path}"
+            # OMP_NUM_THREADS: torch in the kernel would take every core, and threads spin when jobs share them
+            "OMP_NUM_THREADS={threads} papermill --log-level WARNING {input.notebook} {output.executed} "
+            "-p profile {PROFILE.path}"
 
 
 rule claims:

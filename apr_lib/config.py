@@ -15,11 +15,15 @@ import difflib
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
-import yaml
+# jsonschema imports its optional IRI format checker (rfc3987-syntax, which Jupyter installs) at import, building a
+# grammar for over a second in every DAG job; profiles use no `format` keyword, so it is kept out.
+sys.modules.setdefault("rfc3987_syntax", None)
+import jsonschema  # noqa: E402
+import yaml  # noqa: E402
 
 from apr_lib.errors import ProfileError
 
