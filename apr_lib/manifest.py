@@ -233,10 +233,12 @@ def headline(profile: Profile) -> str:
     if manifest:
         wall = manifest["wall_time"]
         idle = sum(gap["seconds"] for gap in wall["idle_gaps"])
-        lines[-1] += (f" The whole run took {wall['total_seconds'] / 60:.1f} min of wall time on "
-                      f"{manifest['cores']} cores ({manifest['device']['cuda'] or manifest['device']['cpu']}"
-                      + (f"; {idle / 60:.1f} min of it with no job running, between Snakemake invocations" if idle else "")
-                      + f"; [manifest]({manifest_file(profile)})).")
+        device = manifest["device"]
+        machine = device["cuda"] or f"{device['cpu_count']} CPU cores ({device['cpu']})"
+        lines[-1] += (f" The whole run took {wall['total_seconds'] / 60:.1f} min of wall time with "
+                      f"`--cores {manifest['cores']}` on {machine}"
+                      + (f", {idle / 60:.1f} min of it with no job running, between Snakemake invocations" if idle else "")
+                      + f" ([manifest]({manifest_file(profile)})).")
     for key in ("fig2_amplitude_swap", "fig7_apr_examples"):
         figure = out / "figures" / f"{section(key).figures[0]}.png"
         if figure.exists():
