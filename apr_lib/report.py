@@ -25,11 +25,7 @@ def load_metrics(profile: Profile, run: RunSpec, suite: str) -> dict:
 
 def describe_setting(profile: Profile) -> str:
     """What a profile runs, in one sentence, built from the profile itself (printed with every table)."""
-    train = profile["train"]
-    images = "all" if train.get("train_subset") is None else f"{train['train_subset']:,}"
-    return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
-            f"({profile['description']}); {train['epochs']} epochs on {images} training images, "
-            f"batch {train['batch_size']}, seeds {', '.join(map(str, profile['seeds']))}.")
+    return _profile_sentence(profile, f"{_training(profile['train'])},")
 
 
 def describe_runs(profile: Profile, runs: list[RunSpec]) -> str:
@@ -37,14 +33,21 @@ def describe_runs(profile: Profile, runs: list[RunSpec]) -> str:
     profile's own `train`, which variants may change)."""
     settings: dict[str, list[str]] = {}
     for run in runs:
-        train = with_variant(profile.cfg, run.variant)["train"]
-        images = "all" if train.get("train_subset") is None else f"{train['train_subset']:,}"
-        text = f"{train['epochs']} epochs on {images} training images, batch {train['batch_size']}"
+        text = _training(with_variant(profile.cfg, run.variant)["train"])
         if run.arch not in settings.setdefault(text, []):
             settings[text].append(run.arch)
-    trained = "; ".join(f"{', '.join(archs)} trained {text}" for text, archs in settings.items())
+    return _profile_sentence(profile, "; ".join(f"{', '.join(archs)} trained {text}" for text, archs in settings.items())
+                             + ";")
+
+
+def _training(train: dict) -> str:
+    images = "all" if train.get("train_subset") is None else f"{train['train_subset']:,}"
+    return f"{train['epochs']} epochs on {images} training images, batch {train['batch_size']}"
+
+
+def _profile_sentence(profile: Profile, trained: str) -> str:
     return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
-            f"({profile['description']}); {trained}; seeds {', '.join(map(str, profile['seeds']))}.")
+            f"({profile['description']}); {trained} seeds {', '.join(map(str, profile['seeds']))}.")
 
 
 def write_table(df: pd.DataFrame, profile: Profile, name: str, caption: str, floatfmt: str = ".1f") -> None:
