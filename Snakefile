@@ -15,7 +15,7 @@ from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
 from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
 from apr_lib.manifest import manifest_file
 from apr_lib.sections import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
-                              section_outputs, section_products)
+                              section_outputs, section_products, section_weights)
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
@@ -101,6 +101,7 @@ for s in SECTIONS:
         input:
             notebook=f"notebooks/{s.notebook}.ipynb",
             metrics=section_metrics(PROFILE, s),
+            weights=section_weights(PROFILE, s),
             data=DATA,
         output:
             executed=executed_notebook(PROFILE, s),

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from apr_lib.config import Profile, metrics_file, table_runs
+from apr_lib.config import Profile, metrics_file, run_dir, table_runs
+from apr_lib.runs import WEIGHTS
 
 TABLE_FORMATS = ("csv", "md", "tex")
 FIGURE_FORMATS = ("png", "pdf")
@@ -26,6 +27,7 @@ class Section:
     figures: tuple[str, ...] = ()
     runs_table: str | None = None  # profile key under `tables:` listing the runs it reads
     suites: tuple[str, ...] = ()   # metrics suites it reads for each of those runs
+    weights_of: tuple[str, ...] = ()  # methods among those runs whose trained weights it loads (load_run)
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -34,7 +36,7 @@ SECTIONS: tuple[Section, ...] = (
             "Test-image pairs and test images with OOD images, each given the other's amplitude, with Standard's and "
             "APR-SP's predictions; over many pairs, how often a prediction follows the amplitude or the phase image.",
             tables=("fig2_swap_stats",), figures=("fig2_amplitude_swap",), runs_table="table1_corruption",
-            suites=("clean",)),
+            suites=("clean",), weights_of=("standard", "apr_sp")),
     Section("fig4_amp_phase_grid", "03_fig4_amp_phase_grid", "Figure 4 (section 3.1)",
             "Amplitude and phase bands",
             "Test accuracy of one model per (amplitude band, phase band), trained and tested on images rebuilt "
@@ -75,7 +77,8 @@ SECTIONS: tuple[Section, ...] = (
             "Grad-CAM under fog",
             "Grad-CAM of Standard and APR-SP on fogged test images, and how much of each map stays on the object "
             "and like the clean image's map.",
-            figures=("fig8_gradcam",), runs_table="table1_corruption", suites=("clean",)),
+            figures=("fig8_gradcam",), runs_table="table1_corruption", suites=("clean",),
+            weights_of=("standard", "apr_sp")),
     Section("table4_imagenet_c", "05_table4_imagenet_c", "Table 4 (section 5.2)",
             "ImageNet-C",
             "Test error, CE per corruption and mCE of each training method beside the paper's ImageNet-C numbers; "
@@ -91,7 +94,8 @@ SECTIONS: tuple[Section, ...] = (
             "Sensitivity to single Fourier-basis perturbations",
             "Test error of Standard and APR-SP under an additive Fourier basis image at each frequency, and "
             "their difference.",
-            figures=("fourier_heatmap",), runs_table="table1_corruption", suites=("clean",)),
+            figures=("fourier_heatmap",), runs_table="table1_corruption", suites=("clean",),
+            weights_of=("standard", "apr_sp")),
     Section("ablation_paper_vs_code", "06_ablation_paper_vs_code", "Beyond the paper (the paper vs its released code)",
             "The paper's text vs its released code",
             "APR-SP's clean error, mean corruption error and OOD AUROC with each option where the paper's text and "
@@ -135,6 +139,13 @@ def section_metrics(profile: Profile, s: Section) -> list[Path]:
     if s.runs_table is None:
         return []
     return [metrics_file(profile, run, suite) for run in table_runs(profile, s.runs_table) for suite in s.suites]
+
+
+def section_weights(profile: Profile, s: Section) -> list[Path]:
+    """The trained weights a section's notebook loads: a Snakemake input, so a clone without runs/ trains them."""
+    if s.runs_table is None:
+        return []
+    return [run_dir(profile, run) / WEIGHTS for run in table_runs(profile, s.runs_table) if run.method in s.weights_of]
 
 
 def claims_table(profile: Profile) -> list[Path]:

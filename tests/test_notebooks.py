@@ -8,15 +8,26 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.config import REPO_ROOT, load_profile
 from apr_lib.notebook_outputs import is_checked, strip_unchecked_outputs
-from apr_lib.sections import SECTIONS
+from apr_lib.sections import SECTIONS, section_weights
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_every_section_has_its_notebook():
     assert {f"{s.notebook}.ipynb" for s in SECTIONS} <= {p.name for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
+def test_notebooks_that_load_weights_declare_them(section):
+    """A notebook that calls load_run must name the weights as Snakemake inputs, or a clone without runs/ fails."""
+    source = "".join(cell.source for cell in nbformat.read(REPO_ROOT / "notebooks" / f"{section.notebook}.ipynb",
+                                                           as_version=4).cells if cell.cell_type == "code")
+    assert ("load_run(" in source) == bool(section.weights_of)
+    weights = section_weights(load_profile("tiny"), section)
+    assert bool(weights) == bool(section.weights_of)
+    assert all(path.name == "model.pt" and path.parts[:2] == ("runs", "tiny") for path in weights)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
