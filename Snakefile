@@ -27,6 +27,9 @@ P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
 DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
+# data/ is never committed but DATA (the record in outputs/) is: jobs that read the data need this marker beside it,
+# so a fresh clone fetches the data
+DATA_READY = f"{PROFILE['data_root']}/.{PROFILE['dataset']}.ready"
 C_SET = corruption_set(PROFILE)
 SECTIONS = profile_sections(PROFILE)  # the profile's `sections`, else every section of the paper
 
@@ -46,6 +49,7 @@ rule all:
 rule data:
     output:
         DATA,
+        touch(DATA_READY),
     benchmark:
         f"{BENCH}/data.tsv"
     shell:
@@ -54,7 +58,7 @@ rule data:
 
 rule corrupted_testset:
     input:
-        DATA,
+        DATA_READY,
     output:
         f"{C_SET}/{PROVENANCE}",
     benchmark:
@@ -65,7 +69,7 @@ rule corrupted_testset:
 
 rule train:
     input:
-        DATA,
+        DATA_READY,
     output:
         weights=f"runs/{P}/{{run}}/model.pt",
         metrics=f"{OUT}/metrics/{{run}}/train.json",
@@ -102,7 +106,7 @@ for s in SECTIONS:
             notebook=f"notebooks/{s.notebook}.ipynb",
             metrics=section_metrics(PROFILE, s),
             weights=section_weights(PROFILE, s),
-            data=DATA,
+            data=DATA_READY,
         output:
             executed=executed_notebook(PROFILE, s),
             products=section_products(PROFILE, s),
