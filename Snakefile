@@ -4,18 +4,19 @@
 #   snakemake --cores 4 all --config profile=tiny    # any profile under params/, or a path to one
 #
 # The profile is validated while this file is parsed, so a bad profile fails before any job runs.
-# Target lists, run names and paths come from apr_lib (tested by pytest); the rules only wire them up.
+# Target lists, run names and paths come from apr_lib's study layer, which imports no torch, so parsing this file
+# stays light (tested by pytest); the rules only wire them up.
 
 import os
 
-from apr_lib.config import RUN_PATTERN, RunSpec, check_data_root, config_digest, load_profile, run_config
-from apr_lib.corrupted_sets import PROVENANCE
-from apr_lib.distributed import launcher
-from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
 from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
-from apr_lib.manifest import manifest_file
-from apr_lib.sections import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
-                              section_outputs, section_products, section_weights)
+from apr_lib.layout import PROVENANCE, corruption_set
+from apr_lib.names import SUITES, config_digest
+from apr_lib.paper.manifest import manifest_file
+from apr_lib.study.config import RUN_PATTERN, RunSpec, check_data_root, load_profile, run_config
+from apr_lib.study.jobs import launcher, suite_inputs
+from apr_lib.study.targets import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
+                                   section_outputs, section_products, section_weights)
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
@@ -30,7 +31,7 @@ DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
 # data/ is never committed but DATA (the record in outputs/) is: jobs that read the data need this marker beside it,
 # so a fresh clone fetches the data
 DATA_READY = f"{PROFILE['data_root']}/.{PROFILE['dataset']}.ready"
-C_SET = corruption_set(PROFILE)
+C_SET = corruption_set(PROFILE.cfg)
 SECTIONS = profile_sections(PROFILE)  # the profile's `sections`, else every section of the paper
 
 wildcard_constraints:
@@ -80,7 +81,7 @@ rule train:
         f"{BENCH}/train/{{run}}.tsv"
     threads: 1
     shell:
-        # `apr`, or torchrun starting train.nproc_per_node processes (apr_lib.distributed.launcher)
+        # `apr`, or torchrun starting train.nproc_per_node processes (apr_lib.study.jobs.launcher)
         f"{launcher(PROFILE)} train --profile {{PROFILE.path}} --run {{wildcards.run}} --threads {{threads}}"
 
 

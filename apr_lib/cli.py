@@ -12,6 +12,9 @@
     apr strip-notebooks PATH...                 clear outputs of source notebooks except nbval-checked cells
 
 User errors (bad profile, missing data, broken checkpoint) print one message and exit with status 2.
+
+The entry point sits above every layer (core apr_lib, apr_lib.study, apr_lib.paper). Each command imports what it
+needs inside its function: `apr list`, `apr check` and `apr report` then start without torch.
 """
 from __future__ import annotations
 
@@ -20,22 +23,19 @@ import os
 import sys
 from pathlib import Path
 
+from apr_lib import names
 from apr_lib.errors import UserError
 
-def _registries() -> dict[str, list[str]]:
-    from apr_lib.corruptions import NAMES
-    from apr_lib.data import DATASETS
-    from apr_lib.methods import METHODS
-    from apr_lib.models import ARCHS
-    return {"methods": list(METHODS), "archs": list(ARCHS), "datasets": list(DATASETS), "corruptions": list(NAMES)}
+REGISTRIES = {"methods": names.METHODS, "archs": names.ARCHS, "datasets": names.DATASETS,
+              "corruptions": names.CORRUPTIONS}
 
 
 def cmd_list(args) -> None:
-    print("\n".join(_registries()[args.what]))
+    print("\n".join(REGISTRIES[args.what]))
 
 
 def cmd_check(args) -> None:
-    from apr_lib.config import check_data_root, load_profile, table_runs
+    from apr_lib.study.config import check_data_root, load_profile, table_runs
     profile = load_profile(args.profile)
     check_data_root(profile)
     runs = {r for table in profile["tables"] for r in table_runs(profile, table)}
@@ -43,16 +43,17 @@ def cmd_check(args) -> None:
 
 
 def _set_threads(threads: int | None) -> None:
-    import torch
+    import torch  # only the commands that run a model need it
     if threads:
         torch.set_num_threads(threads)
 
 
 def cmd_data(args) -> None:
-    from apr_lib.config import load_profile
+    from apr_lib import corrupted_sets
     from apr_lib.data import ensure_dataset, load_split, subset_indices
     from apr_lib.files import write_json
-    from apr_lib import corrupted_sets
+    from apr_lib.layout import generated_dir, official_dir
+    from apr_lib.study.config import load_profile
 
     profile = load_profile(args.profile)
     dataset, root = profile["dataset"], Path(profile["data_root"])
@@ -61,21 +62,21 @@ def cmd_data(args) -> None:
         write_json(profile.outputs / "metrics" / "data" / f"{dataset}.json", provenance)
         print(f"{dataset}: {provenance['source']}")
         return
-    official = corrupted_sets.official_dir(dataset, root)
+    official = official_dir(dataset, root)
     if official is not None:
         print(f"{dataset}: using the official -C files in {official}")
         return
     subset = profile["eval"].get("corruption_subset")
     test = load_split(dataset, root, train=False)
     keep = subset_indices(len(test.labels), subset)
-    out_dir = corrupted_sets.generated_dir(dataset, root, subset)
+    out_dir = generated_dir(dataset, root, subset)
     corrupted_sets.generate_c_set(test.images[keep], test.labels[keep], profile["eval"]["corruptions"], out_dir,
                                   source=f"{dataset} test set, {len(keep)} images")
     print(f"{dataset}: -C set with {len(profile['eval']['corruptions'])} corruptions in {out_dir}")
 
 
 def cmd_train(args) -> None:
-    from apr_lib.config import RunSpec, load_profile, metrics_file, run_config, run_dir
+    from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, run_dir
     from apr_lib.train import train_run
 
     profile = load_profile(args.profile)
@@ -89,23 +90,23 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from apr_lib.config import RunSpec, load_profile, metrics_file, run_dir
     from apr_lib.evaluate import SUITES
     from apr_lib.files import write_json
     from apr_lib.runs import load_run
+    from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_dir
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
     _set_threads(args.threads)
     model, _ = load_run(run_dir(profile, run))
-    result, summary = SUITES[args.suite](profile, model)
+    result, summary = SUITES[args.suite](profile.cfg, model)
     write_json(metrics_file(profile, run, args.suite), {"run": run.name, "suite": args.suite, **result})
     print(f"{run.name}: {args.suite}: {summary}")
 
 
 def cmd_report(args) -> None:
-    from apr_lib.config import load_profile
-    from apr_lib.report import merge_claims, write_index
+    from apr_lib.paper.index import merge_claims, write_index
+    from apr_lib.study.config import load_profile
 
     profile = load_profile(args.profile)
     if args.what in ("manifest", "readme"):
@@ -119,7 +120,7 @@ def cmd_report(args) -> None:
 
 
 def report_run(profile, args) -> None:
-    from apr_lib import manifest
+    from apr_lib.paper import manifest
 
     if args.what == "manifest":
         wall = manifest.write_manifest(profile, args.cores)["wall_time"]
@@ -131,7 +132,7 @@ def report_run(profile, args) -> None:
 
 
 def cmd_strip_notebooks(args) -> None:
-    from apr_lib.notebook_outputs import strip_unchecked_outputs
+    from apr_lib.paper.notebook_outputs import strip_unchecked_outputs
     for path in args.paths:
         if strip_unchecked_outputs(path):
             print(f"stripped {path}")
@@ -163,8 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
         p.set_defaults(func=func)
     sub.choices["train"].add_argument("--restart", action="store_true", help="ignore the checkpoint, train from epoch 0")
-    from apr_lib.evaluate import SUITES
-    sub.choices["eval"].add_argument("--suite", required=True, choices=list(SUITES))
+    sub.choices["eval"].add_argument("--suite", required=True, choices=list(names.SUITES))
 
     p = with_profile(sub.add_parser("report", help="merge claim checks or write the index page"))
     p.add_argument("what", choices=["claims", "index", "manifest", "readme"])

@@ -6,7 +6,7 @@
 The official files (Hendrycks & Dietterich; 15 corruptions, N = 10,000) are used when they are under
 the data root (`CIFAR-10-C/`, `CIFAR-100-C/`); otherwise the set is generated here with
 `apr_lib.corruptions` on a fixed subset of the test set, cached under `<data_root>/generated/`, and
-its provenance.json says so.
+its provenance.json says so (where each lives: apr_lib.layout).
 
 ImageNet-C (Hendrycks & Dietterich; Zenodo record 2235448) comes as image folders instead, read by
 `load_image_folder_c`:
@@ -23,35 +23,13 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms.v2 import PILToTensor
 from tqdm.auto import tqdm
 
-from apr_lib.corruptions import NAMES, corrupt_batch
+from apr_lib.corruptions import corrupt_batch
 from apr_lib.errors import DataMissingError
 from apr_lib.files import atomic_path, read_json, write_json
+from apr_lib.layout import PROVENANCE
+from apr_lib.names import CORRUPTIONS
 
 SEVERITIES = (1, 2, 3, 4, 5)
-OFFICIAL_DIRS = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
-IMAGE_FOLDER_DIRS = {"imagenet": "ImageNet-C"}  # -C sets of image folders; never generated
-PROVENANCE = "provenance.json"
-
-
-def official_dir(dataset: str, data_root: Path) -> Path | None:
-    """The official -C folder of `dataset` under `data_root`, if it is there."""
-    name = OFFICIAL_DIRS.get(dataset)
-    if name and (Path(data_root) / name / "labels.npy").exists():
-        return Path(data_root) / name
-    return None
-
-
-def generated_dir(dataset: str, data_root: Path, subset: int | None, seed: int = 0) -> Path:
-    size = "all" if subset is None else f"n{subset}"
-    return Path(data_root) / "generated" / f"{dataset}-C-{size}-seed{seed}"
-
-
-def c_set_dir(dataset: str, data_root: Path, subset: int | None) -> Path:
-    """Where the -C set of this dataset is read from: ImageNet-C's folders for ImageNet; else the official files
-    if present, else the generated set."""
-    if dataset in IMAGE_FOLDER_DIRS:
-        return Path(data_root) / IMAGE_FOLDER_DIRS[dataset]
-    return official_dir(dataset, data_root) or generated_dir(dataset, data_root, subset)
 
 
 def generate_c_set(images: torch.Tensor, labels: torch.Tensor, names: list[str], out_dir: Path,
@@ -69,7 +47,7 @@ def generate_c_set(images: torch.Tensor, labels: torch.Tensor, names: list[str],
         path = out_dir / f"{name}.npy"
         if path.exists():
             continue
-        corrupted = [corrupt_batch(hwc, name, severity, rng=np.random.default_rng([seed, NAMES.index(name), severity]))
+        corrupted = [corrupt_batch(hwc, name, severity, rng=np.random.default_rng([seed, CORRUPTIONS.index(name), severity]))
                      for severity in SEVERITIES]
         with atomic_path(path) as tmp:
             np.save(tmp, np.concatenate(corrupted))

@@ -2,7 +2,7 @@
 for uint8 images, written on NumPy, SciPy, scikit-image and Pillow (no Wand/ImageMagick, no OpenCV, no
 `imagecorruptions`).
 
-    from apr_lib.corruptions import NAMES, corrupt, corrupt_batch
+    from apr_lib.corruptions import corrupt, corrupt_batch   # names: apr_lib.names.CORRUPTIONS
     foggy = corrupt(image, "fog", severity=3, rng=0)          # (H, W) or (H, W, C) uint8, C in {1, 3}
     foggy = corrupt_batch(images, "fog", severity=3, rng=0)   # (N, H, W[, C]) uint8
 
@@ -50,19 +50,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from skimage import color, feature
-
+from apr_lib.extras import require
 from apr_lib.frost import TEXTURE_COUNT, frost_texture, texture_side
+from apr_lib.names import CORRUPTIONS
 
-NAMES = (
-    "gaussian_noise", "shot_noise", "impulse_noise",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog",
-    "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-    "speckle_noise", "gaussian_blur", "spatter", "saturate",
-)
-COMMON = NAMES[:15]
-EXTRA = NAMES[15:]
+COMMON = CORRUPTIONS[:15]
+EXTRA = CORRUPTIONS[15:]
 SEVERITIES = (1, 2, 3, 4, 5)
 
 SMALL_IMAGE_MAX_SIDE = 64
@@ -149,7 +142,7 @@ def corrupt(image: np.ndarray, name: str, severity: int, rng=None) -> np.ndarray
     grey_as_colour = x.shape[2] == 1 and name in COLOUR_CORRUPTIONS
     if grey_as_colour:
         x = np.repeat(x, 3, axis=2)
-    out = CORRUPTIONS[name](x, table[name][severity - 1], rng)
+    out = FUNCTIONS[name](x, table[name][severity - 1], rng)
     if grey_as_colour:
         out = out @ LUMA
     out = np.floor(np.clip(out * 255.0, 0.0, 255.0) + FLOAT_SLACK)
@@ -279,6 +272,7 @@ def _fog(x, c, rng):
 
 
 def _brightness(x, c, rng):
+    color = require("skimage.color")
     hsv = color.rgb2hsv(x)
     hsv[..., 2] = np.clip(hsv[..., 2] + c, 0.0, 1.0)
     return color.hsv2rgb(hsv)
@@ -342,12 +336,13 @@ def _spatter(x, c, rng):
 
 def _saturate(x, c, rng):
     factor, shift = c
+    color = require("skimage.color")
     hsv = color.rgb2hsv(x)
     hsv[..., 1] = np.clip(hsv[..., 1] * factor + shift, 0.0, 1.0)
     return color.hsv2rgb(hsv)
 
 
-CORRUPTIONS: dict[str, Callable[[np.ndarray, object, np.random.Generator], np.ndarray]] = {
+FUNCTIONS: dict[str, Callable[[np.ndarray, object, np.random.Generator], np.ndarray]] = {
     "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
     "defocus_blur": _defocus_blur, "glass_blur": _glass_blur, "motion_blur": _motion_blur, "zoom_blur": _zoom_blur,
     "snow": _snow, "frost": _frost, "fog": _fog,
@@ -451,7 +446,7 @@ def _plasma_fractal(map_size, wibble_decay, rng):
 def _water_drops(liquid):
     """Shaded water drops in [0, 1], the source's OpenCV chain: edges, distance to them, emboss, smoothing."""
     level = np.floor(np.clip(liquid, 0.0, 1.0) * 255.0)  # the source's uint8 cast would wrap above 1
-    edges = feature.canny(level, sigma=0, low_threshold=50, high_threshold=150)  # cv2.Canny smooths nothing
+    edges = require("skimage.feature").canny(level, sigma=0, low_threshold=50, high_threshold=150)  # cv2.Canny smooths nothing
     distance = ndimage.distance_transform_edt(~edges) if edges.any() else np.full(level.shape, 20.0)
     distance = np.floor(ndimage.uniform_filter(np.minimum(distance, 20.0), 3, mode="mirror"))
     distance = _equalize_histogram(distance.astype(np.uint8)).astype(float)
@@ -494,8 +489,8 @@ def _checked_image(image) -> np.ndarray:
 
 
 def _check_name_and_severity(name, severity):
-    if not isinstance(name, str) or name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose one of: {', '.join(NAMES)}")
+    if not isinstance(name, str) or name not in FUNCTIONS:
+        raise ValueError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
     if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) \
             or severity not in SEVERITIES:
         raise ValueError(f"severity must be an integer in {SEVERITIES}, got {severity!r}")

@@ -13,8 +13,8 @@ process 0's (DDP copies its buffers to every replica at each forward pass), as a
 alone writes the checkpoints, the weights and the metrics; every process loads the checkpoint when a run resumes.
 
 Streaming (`TrainStream`): DataLoader workers decode each process's shard of the training images
-(DistributedSampler) and RandomResizedCrop them to `train.image_size` as uint8, the released ImageNet code's
-first step (facts 1.9); TrainingMethod does the rest on the device, as for in-memory data (APR-S, flip, APR-P,
+(DistributedSampler) and RandomResizedCrop them to `train.image_size` as uint8, the first step of the released
+`imagenet.py`; TrainingMethod does the rest on the device, as for in-memory data (APR-S, flip, APR-P,
 in the released order). `train.batch_size` is the global batch, split evenly across processes (as
 pytorch/examples' ImageNet script, on which the released code builds). Test images: Resize(256/224 of the
 size) then CenterCrop (the released validation transform).
@@ -95,13 +95,6 @@ def init_from_env() -> Cluster:
     return Cluster(rank, world_size, device)
 
 
-def launcher(profile) -> str:
-    """The command that starts `apr` for a training job of this profile: `apr` itself, or torchrun with
-    `train.nproc_per_node` processes (one per GPU) on this machine (`--`: apr's options are not torchrun's)."""
-    processes = profile["train"].get("nproc_per_node", 1)
-    return "apr" if processes == 1 else f"torchrun --standalone --nproc_per_node {processes} -m apr_lib.cli --"
-
-
 def replica_digests(model: torch.nn.Module, cluster: Cluster) -> list[str]:
     """A digest of the parameters of each process's replica, in rank order (equal when in sync). Buffers are left
     out: after the last step each replica's BatchNorm statistics are its own batch's, until DDP copies process 0's."""
@@ -135,10 +128,11 @@ def image_folder(dataset: str, root: str | os.PathLike, train: bool, size: int) 
     return ImageFolder(image_folder_dir(dataset, root, train), transform=Compose([*crop, PILToTensor()]))
 
 
-def clean_test_set(profile) -> Subset:
-    """The test images a clean evaluation of an image-folder profile reads (its eval.test_subset of them)."""
-    split = image_folder(profile["dataset"], Path(profile["data_root"]), False, image_size(profile.cfg))
-    return Subset(split, subset_indices(len(split), profile["eval"].get("test_subset")).tolist())
+def clean_test_set(cfg: dict) -> Subset:
+    """The test images a clean evaluation of an image-folder profile reads (its eval.test_subset of them), from the
+    profile's settings `cfg`."""
+    split = image_folder(cfg["dataset"], Path(cfg["data_root"]), False, image_size(cfg))
+    return Subset(split, subset_indices(len(split), cfg["eval"].get("test_subset")).tolist())
 
 
 def streamed(dataset: str) -> bool:

@@ -11,9 +11,9 @@
 - autoattack: clean accuracy and accuracy (%) under AutoAttack (l_inf, pyautoattack) on the first N test images,
               for each N of the profile's `autoattack.n_images`, after each attack (apr_lib.adversarial; Table 3).
 
-`SUITES` maps each suite's name to its function (profile, model) -> (result, one-line summary), and
-`suite_inputs` names the files a suite reads besides the run's weights: the `apr eval` command and the
-Snakefile's `evaluate` rule both take them from here, so a new suite is one function and one entry.
+`SUITES` maps each suite's name (apr_lib.names.SUITES) to its function (cfg, model) -> (result, one-line summary),
+where `cfg` is a profile's settings (the content of params/<name>.yaml); the files a suite reads besides the run's
+weights are apr_lib.study.jobs.suite_inputs. A new suite is one function, one entry here and one name there.
 """
 from __future__ import annotations
 
@@ -24,13 +24,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from apr_lib import corrupted_sets
-from apr_lib.config import Profile
+from apr_lib.adversarial import suite_autoattack
 from apr_lib.corrupted_sets import describe, load_c_set, load_image_folder_c
 from apr_lib.data import load_split, subset_indices
 from apr_lib.distributed import clean_test_set, streamed
 from apr_lib.errors import DataMissingError
+from apr_lib.layout import IMAGE_FOLDER_DIRS, corruption_set
 from apr_lib.metrics import CALIBRATION_DEFINITION, calibration_percent, corruption_error, mean_corruption_error
+from apr_lib.ood import ood_sets
+from apr_lib.ood_metrics import CONVENTION, ood_evaluation
 
 
 @torch.no_grad()
@@ -103,57 +105,49 @@ def evaluate_corruptions(model: torch.nn.Module, c_dir: Path, names: list[str], 
             "mean_corruption_calibration_error": mean_corruption_error(calibration)}
 
 
-def suite_clean(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
-    ev = profile["eval"]
-    if streamed(profile["dataset"]):  # ImageNet's validation images, read image by image
-        result = clean_metrics(*predict_image_folder(model, clean_test_set(profile), ev["batch_size"]))
+def suite_clean(cfg: dict, model: torch.nn.Module) -> tuple[dict, str]:
+    ev = cfg["eval"]
+    if streamed(cfg["dataset"]):  # ImageNet's validation images, read image by image
+        result = clean_metrics(*predict_image_folder(model, clean_test_set(cfg), ev["batch_size"]))
         return result, f"clean error {result['error']:.2f}%"
-    test = load_split(profile["dataset"], Path(profile["data_root"]), train=False)
+    test = load_split(cfg["dataset"], Path(cfg["data_root"]), train=False)
     keep = subset_indices(len(test.labels), ev.get("test_subset"))
     result = evaluate_clean(model, test.images[keep], test.labels[keep], ev["batch_size"])
     return result, f"clean error {result['error']:.2f}%"
 
 
-def corruption_set(profile: Profile) -> Path:
-    return corrupted_sets.c_set_dir(profile["dataset"], Path(profile["data_root"]),
-                                    profile["eval"].get("corruption_subset"))
-
-
-def suite_corruption(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
-    ev = profile["eval"]
-    result = evaluate_corruptions(model, corruption_set(profile), ev["corruptions"], ev["severities"], ev["batch_size"],
-                                  image_folders=profile["dataset"] in corrupted_sets.IMAGE_FOLDER_DIRS)
+def suite_corruption(cfg: dict, model: torch.nn.Module) -> tuple[dict, str]:
+    ev = cfg["eval"]
+    result = evaluate_corruptions(model, corruption_set(cfg), ev["corruptions"], ev["severities"], ev["batch_size"],
+                                  image_folders=cfg["dataset"] in IMAGE_FOLDER_DIRS)
     return result, f"mean corruption error {result['mean_corruption_error']:.2f}%"
 
 
-def suite_ood(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
-    from apr_lib.ood_metrics import evaluate_ood  # imported here: it imports predict from this module
+def evaluate_ood(cfg: dict, model: torch.nn.Module) -> dict:
+    """The profile's test images (eval.test_subset) against each of its `ood.sets`: every metric of
+    apr_lib.ood_metrics for both scores."""
+    batch_size = cfg["eval"]["batch_size"]
+    test = load_split(cfg["dataset"], Path(cfg["data_root"]), train=False)
+    keep = subset_indices(len(test.labels), cfg["eval"].get("test_subset"))
+    sets = ood_sets(cfg, test.images)
+    logits_in = predict(model, test.images[keep], batch_size)
+    logits_out = {name: predict(model, s.images, batch_size)
+                  for name, s in tqdm(sets.items(), desc="OOD sets", unit="set", disable=None)}
+    return {"convention": CONVENTION,
+            "in_distribution": {"dataset": cfg["dataset"], "n": len(keep)},
+            "sets": {name: {"n": len(s.images), "source": s.source} for name, s in sets.items()},
+            **ood_evaluation(logits_in, logits_out)}
 
-    result = evaluate_ood(profile, model)
+
+def suite_ood(cfg: dict, model: torch.nn.Module) -> tuple[dict, str]:
+    result = evaluate_ood(cfg, model)
     return result, (f"mean AUROC over {len(result['sets'])} OOD sets: {result['msp']['mean']['auroc']:.1f}% (max "
                     f"softmax), {result['max_logit']['mean']['auroc']:.1f}% (max logit)")
 
 
-def suite_autoattack(profile: Profile, model: torch.nn.Module) -> tuple[dict, str]:
-    from apr_lib import adversarial  # imported here: it loads pyautoattack and Table 3's pandas code
-
-    return adversarial.suite_autoattack(profile, model)
-
-
-SUITES: dict[str, Callable[[Profile, torch.nn.Module], tuple[dict, str]]] = {
+SUITES: dict[str, Callable[[dict, torch.nn.Module], tuple[dict, str]]] = {
     "clean": suite_clean,
     "corruption": suite_corruption,
     "ood": suite_ood,
     "autoattack": suite_autoattack,
 }
-
-
-def suite_inputs(profile: Profile, suite: str) -> list[Path]:
-    """Files a suite reads besides the run's weights (Snakemake inputs)."""
-    if suite == "corruption":
-        c_dir = corruption_set(profile)
-        if profile["dataset"] in corrupted_sets.IMAGE_FOLDER_DIRS:
-            return []  # read straight from ImageNet-C's folders, which no rule makes: a dry run must not need them
-        official = corrupted_sets.official_dir(profile["dataset"], Path(profile["data_root"])) is not None
-        return [c_dir / ("labels.npy" if official else corrupted_sets.PROVENANCE)]
-    return []

@@ -1,16 +1,16 @@
-"""Architectures by name, and the normalising wrapper every trained model carries.
+"""Architectures by name, the normalising wrapper every trained model carries, and the wrappers of Figures 4 and 9.
 
 A model built here takes float images in [0, 1] shaped (B, C, H, W) and returns logits: the
 dataset's normalisation lives inside the model, so augmentations, attacks and corruptions all work
 in image space.
 
-The paper's architectures follow the released code (facts 1.5): the CIFAR models of AugMix that APR
-copies (AllConvNet, DenseNet, WRN, ResNeXt), the CIFAR ResNet-18, locuslab's PreActResNet-18 and
-torchvision's ResNet-50. Every one takes any number of input channels and classes. Where the released
-code hard-codes the final average pool for 32 px images, the pool here is adaptive so that 28 px
+The paper's architectures follow the released code (its `model/` folder and `autoattacks/preact_resnet.py`;
+docs/released_code.md): the CIFAR models of AugMix that APR copies (AllConvNet, DenseNet, WRN, ResNeXt), the CIFAR
+ResNet-18, locuslab's PreActResNet-18 and torchvision's ResNet-50. Every one takes any number of input channels and
+classes. Where the released code hard-codes the final average pool for 32 px images, the pool here is adaptive so that 28 px
 (Fashion-MNIST) images work too; at 32 px both pool the same 8x8 (or 4x4) map. (AllConvNet keeps its
 released pool, which already works at 28 px; see there.) Smaller variants of the same classes serve the
-CPU default profile; `ARCHS` lists every name with its constructor arguments.
+CPU default profile; `ARCHS` lists every name (apr_lib.names.ARCHS) with its constructor arguments.
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from apr_lib.data import DATASETS
+from apr_lib.spectral import band_recombine
 
 
 class Normalized(nn.Module):
@@ -297,7 +300,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """The CIFAR variant of ResNet-18 used by the released code (facts 1.5): 3x3 stem with stride 1,
+    """The CIFAR variant of ResNet-18 used by the released code (`model/resnet.py`): 3x3 stem with stride 1,
     no max-pool, BasicBlocks [2, 2, 2, 2] of widths 64/128/256/512, global average pooling, linear head.
     (Average pooling is adaptive so that 28 px images work too; at 32 px it equals the released 4x4 pool.)
     `width` scales the four stage widths (width, 2x, 4x, 8x; released: 64).
@@ -409,22 +412,76 @@ def build_model(arch: str, in_channels: int, num_classes: int,
     return Normalized(ARCHS[arch](in_channels, num_classes), mean, std).to(memory_format=torch.channels_last)
 
 
-def build_run_model(config: dict) -> nn.Module:
-    """The untrained model of a run's resolved config (config.run_config): `build_model` of its architecture, with
-    Figure 9's two heads if the config has `amp_phase_labels`, behind Figure 4's band-recombined input if it has
-    `bands` other than full/full. Training and `load_run` both build through here, so saved weights always fit."""
-    from apr_lib.data import DATASETS
+# ---- Figure 4's band-recombined input and Figure 9's two heads ----
 
+class BandRecombinedInput(nn.Module):
+    """`model` behind Figure 4's input: the image rebuilt from one amplitude band and one phase band,
+    iDFT(A-hat_band(x) * exp(i P-hat_band(x))) (apr_lib.spectral.band_recombine; section 3.1).
+
+    A run whose config sets `bands.amplitude` or `bands.phase` sees every image this way, in training and in every
+    evaluation suite: the recombination is the model's first layer, so the suites, which see only the model, test on
+    band-recombined images without knowing the run's variant. It is a 2-D DFT per channel, with the paper's z-hat
+    rule (zeros become 1) and radial bands of the centred spectrum in DFT bins (the profile's `bands.radii`; the
+    paper gives none). The recombined images are NOT clipped to [0, 1]: without the low band the amplitude loses
+    the mean (z-hat sets it to 1), so the images centre on 0 and clipping would discard half of each; the model's
+    normalisation follows unchanged. Random crop and flip act on the original image, before the recombination.
+    """
+
+    def __init__(self, model: nn.Module, amplitude: str, phase: str, radii: tuple[float, float]):
+        super().__init__()
+        self.model, self.amplitude, self.phase, self.radii = model, amplitude, phase, tuple(radii)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(band_recombine(x, self.amplitude, self.phase, self.radii, mode="per_channel"))
+
+    def extra_repr(self) -> str:
+        return f"amplitude={self.amplitude!r}, phase={self.phase!r}, radii={self.radii}"
+
+
+def config_bands(config: dict) -> tuple[str, str]:
+    """(amplitude band, phase band) of a run's resolved config; a run without `bands` sees whole spectra."""
+    bands = config.get("bands") or {}
+    return bands.get("amplitude", "full"), bands.get("phase", "full")
+
+
+class AmplitudePhaseHeads(nn.Module):
+    """Figure 9's model (section 5.3): a classifier of 2K outputs read as two heads, phase (first K) and amplitude
+    (last K); forward returns `phase_weight` * f_P + (1 - `phase_weight`) * f_A (the paper's lambda).
+
+    One linear layer of 2K outputs is the two heads side by side; forward returns the combined prediction as
+    logits, so every evaluation suite works unchanged. Trained with Eq. 7 (apr_lib.methods.amplitude_phase_loss).
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, phase_weight: float):
+        super().__init__()
+        self.model, self.num_classes, self.phase_weight = model, num_classes, phase_weight
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        if logits.shape[-1] != 2 * self.num_classes:
+            raise ValueError(f"expected {2 * self.num_classes} outputs (two heads of {self.num_classes}), "
+                             f"got {logits.shape[-1]}")
+        phase_logits, amplitude_logits = logits.split(self.num_classes, dim=-1)
+        return phase_logits, amplitude_logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        phase_logits, amplitude_logits = self.heads(x)
+        return self.phase_weight * phase_logits + (1 - self.phase_weight) * amplitude_logits
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, phase_weight={self.phase_weight}"
+
+
+def build_run_model(config: dict) -> nn.Module:
+    """The untrained model of a run's resolved config: `build_model` of its architecture, with Figure 9's two heads
+    if the config has `amp_phase_labels`, behind Figure 4's band-recombined input if it has `bands` other than
+    full/full. Training and `load_run` both build through here, so saved weights always fit."""
     info = DATASETS[config["dataset"]]
     labels, bands = config.get("amp_phase_labels"), config.get("bands")
     outputs = 2 * info.num_classes if labels else info.num_classes
     model: nn.Module = build_model(config["arch"], info.channels, outputs, info.mean, info.std)
-    # Imported here: the figures' modules also import the reporting side (pandas), which models.py does not need.
     if labels:
-        from apr_lib.amp_phase_labels import AmplitudePhaseHeads
         model = AmplitudePhaseHeads(model, info.num_classes, labels["lambda"])
-    if bands:
-        from apr_lib.amp_phase_bands import BandRecombinedInput, config_bands
-        if (amplitude_phase := config_bands(config)) != ("full", "full"):
-            model = BandRecombinedInput(model, *amplitude_phase, bands["radii"])
+    if bands and (amplitude_phase := config_bands(config)) != ("full", "full"):
+        model = BandRecombinedInput(model, *amplitude_phase, bands["radii"])
     return model

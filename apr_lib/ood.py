@@ -26,7 +26,7 @@ Sets made here for any dataset, with fixed seeds (the default profile's, beside 
                 of an in-distribution test image x1 with the phase of an image x2 of the profile's
                 `ood.natural_set`, clipped to [0, 1].
 
-`ood_sets(profile)` returns the profile's `ood.sets`; a missing real set raises DataMissingError naming the
+`ood_sets(cfg)` returns the `ood.sets` of a profile's settings; a missing real set raises DataMissingError naming the
 folder or file and where it comes from.
 """
 from __future__ import annotations
@@ -39,15 +39,13 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from skimage.filters import gaussian as gaussian_blur
-from sklearn.datasets import load_digits
 from torchvision.datasets import SVHN
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
-from apr_lib.config import Profile
 from apr_lib.data import DATASETS, DatasetInfo, load_split, subset_indices
 from apr_lib.errors import DataMissingError, ProfileError
+from apr_lib.extras import require
 from apr_lib.spectral import swap_amplitude
 
 # Folder of each image-folder set under the data root, and where its files come from.
@@ -72,29 +70,30 @@ class OODSet:
     source: str           # where the images come from, in one sentence
 
 
-def ood_sets(profile: Profile, in_test_images: torch.Tensor | None = None, n: int | None = None) -> dict[str, OODSet]:
-    """The profile's OOD sets (`ood.sets`), in its order, of `n` images each (default: `ood.per_set`).
+def ood_sets(cfg: dict, in_test_images: torch.Tensor | None = None, n: int | None = None) -> dict[str, OODSet]:
+    """The OOD sets (`ood.sets`) of a profile's settings `cfg`, in its order, of `n` images each (default:
+    `ood.per_set`).
 
     `in_test_images`: the in-distribution test images the corollary2 set takes amplitudes from (default: the
     profile's test split). Without a size, real sets are whole and generated ones as large as the evaluated test set.
     """
-    cfg, info, root = profile["ood"], DATASETS[profile["dataset"]], Path(profile["data_root"])
+    ood, info, root = cfg["ood"], DATASETS[cfg["dataset"]], Path(cfg["data_root"])
     if in_test_images is None:
-        in_test_images = load_split(profile["dataset"], root, train=False).images
-    n_real = n or cfg["per_set"]
-    n_generated = n_real or _evaluated_test_images(profile, len(in_test_images))
+        in_test_images = load_split(cfg["dataset"], root, train=False).images
+    n_real = n or ood["per_set"]
+    n_generated = n_real or _evaluated_test_images(cfg, len(in_test_images))
     sets = {}
-    for name in tqdm(cfg["sets"], desc="OOD sets", unit="set", disable=None):
+    for name in tqdm(ood["sets"], desc="OOD sets", unit="set", disable=None):
         if name == "corollary2":
-            natural = load_ood_set(cfg["natural_set"], info, root, n_generated, cfg["seed"])
-            sets[name] = corollary2_set(in_test_images, natural, n_generated, cfg["seed"], profile["apr"]["fft_mode"])
+            natural = load_ood_set(ood["natural_set"], info, root, n_generated, ood["seed"])
+            sets[name] = corollary2_set(in_test_images, natural, n_generated, ood["seed"], cfg["apr"]["fft_mode"])
         else:
-            sets[name] = load_ood_set(name, info, root, n_real if name in REAL_SETS else n_generated, cfg["seed"])
+            sets[name] = load_ood_set(name, info, root, n_real if name in REAL_SETS else n_generated, ood["seed"])
     return sets
 
 
-def _evaluated_test_images(profile: Profile, n_test: int) -> int:
-    subset = profile["eval"].get("test_subset")
+def _evaluated_test_images(cfg: dict, n_test: int) -> int:
+    subset = cfg["eval"].get("test_subset")
     return n_test if subset is None else min(subset, n_test)
 
 
@@ -140,6 +139,7 @@ def _rademacher(rng: np.random.Generator, n: int, info: DatasetInfo) -> torch.Te
 
 def _blobs(rng: np.random.Generator, n: int, info: DatasetInfo) -> torch.Tensor:
     dots = rng.binomial(1, 0.7, (n, info.size, info.size, info.channels)).astype(np.float64)
+    gaussian_blur = require("skimage.filters").gaussian
     blurred = np.stack([gaussian_blur(d, sigma=1.5, channel_axis=None) for d in dots])  # blurs across channels too
     blurred[blurred < 0.75] = 0.0
     return torch.from_numpy(blurred).permute(0, 3, 1, 2)
@@ -166,7 +166,8 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
 def _read_real_set(name: str, root: Path) -> tuple[torch.Tensor, str]:
     """All images of a real set as uint8 (N, C, H, W) in their own size and channels, and their source."""
     if name == "digits":
-        return _to_uint8(torch.from_numpy(load_digits().images / 16.0).unsqueeze(1)), \
+        digits = require("sklearn.datasets").load_digits()
+        return _to_uint8(torch.from_numpy(digits.images / 16.0).unsqueeze(1)), \
             "scikit-learn's bundled handwritten digits (8x8, upsampled bilinearly)"
     if name == "cifar100":
         return load_split("cifar100", root, train=False).images, f"CIFAR-100 test split ({root / 'cifar-100-python'})"

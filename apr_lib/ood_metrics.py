@@ -1,8 +1,8 @@
-"""OOD-detection scores and metrics (Table 2), and the `ood` evaluation suite of a trained run.
+"""OOD-detection scores and metrics (Table 2); the `ood` evaluation suite (apr_lib.evaluate) reports them.
 
 Scores, computed from a classifier's logits; a higher score means "more in-distribution":
 - msp        the maximum softmax probability (Hendrycks & Gimpel 2017): what the paper's text uses;
-- max_logit  the maximum logit: what the released code computes (core/test.py, facts 1.7).
+- max_logit  the maximum logit: what the released code computes (its `core/test.py`).
 Both are always measured; the profile's `ood.score` picks the one Table 2 shows.
 
 Metrics, in %, from scikit-learn. Which class is "positive" matters for all but AUROC, so each is named by it:
@@ -18,17 +18,10 @@ threshold (no random tie-breaking), so tied ID/OOD pairs count one half in AUROC
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-from tqdm.auto import tqdm
 
-from apr_lib.config import Profile
-from apr_lib.data import load_split, subset_indices
-from apr_lib.evaluate import predict
-from apr_lib.ood import ood_sets
+from apr_lib.extras import require
 
 SCORES = ("msp", "max_logit")
 METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95_in_positive", "fpr95_ood_positive")
@@ -54,7 +47,7 @@ def ood_scores(logits: torch.Tensor) -> dict[str, np.ndarray]:
 def fpr_at_tpr(labels: np.ndarray, scores: np.ndarray, tpr: float = 0.95) -> float:
     """False-positive rate at the first threshold whose true-positive rate reaches `tpr` (positives: labels 1)."""
     # drop_intermediate=False keeps every threshold, so the first one reaching `tpr` is never skipped.
-    fprs, tprs, _ = roc_curve(labels, scores, drop_intermediate=False)
+    fprs, tprs, _ = require("sklearn.metrics").roc_curve(labels, scores, drop_intermediate=False)
     return float(fprs[np.searchsorted(tprs, tpr, side="left")])
 
 
@@ -65,6 +58,8 @@ def detection_metrics(score_in: np.ndarray, score_out: np.ndarray) -> dict[str, 
         raise ValueError(f"need in-distribution and OOD scores, got {len(score_in)} and {len(score_out)}")
     is_in = np.concatenate([np.ones(len(score_in)), np.zeros(len(score_out))])
     scores = np.concatenate([score_in, score_out])
+    sklearn_metrics = require("sklearn.metrics")
+    average_precision_score, roc_auc_score = sklearn_metrics.average_precision_score, sklearn_metrics.roc_auc_score
     return {
         "auroc": 100 * roc_auc_score(is_in, scores),
         "aupr_in": 100 * average_precision_score(is_in, scores),
@@ -86,18 +81,3 @@ def ood_evaluation(logits_in: torch.Tensor, logits_out: dict[str, torch.Tensor])
     result["mean_msp"] = {"in_distribution": 100 * float(scores_in["msp"].mean()),
                           **{name: 100 * float(s["msp"].mean()) for name, s in scores_out.items()}}
     return result
-
-
-def evaluate_ood(profile: Profile, model: torch.nn.Module) -> dict:
-    """The `ood` suite: the profile's test images (eval.test_subset) against each of its `ood.sets`."""
-    batch_size = profile["eval"]["batch_size"]
-    test = load_split(profile["dataset"], Path(profile["data_root"]), train=False)
-    keep = subset_indices(len(test.labels), profile["eval"].get("test_subset"))
-    sets = ood_sets(profile, test.images)
-    logits_in = predict(model, test.images[keep], batch_size)
-    logits_out = {name: predict(model, s.images, batch_size)
-                  for name, s in tqdm(sets.items(), desc="OOD sets", unit="set", disable=None)}
-    return {"convention": CONVENTION,
-            "in_distribution": {"dataset": profile["dataset"], "n": len(keep)},
-            "sets": {name: {"n": len(s.images), "source": s.source} for name, s in sets.items()},
-            **ood_evaluation(logits_in, logits_out)}

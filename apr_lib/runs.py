@@ -1,10 +1,7 @@
-"""A run's files on disk: resumable checkpoint, final weights, resolved config; `load_run`.
+"""A run's files: checkpoints and weights saved and loaded, devices and seeds; `load_run`.
 
-    runs/<profile>/<run>/checkpoint.pt   state after the last finished epoch (removed when the run ends)
-    runs/<profile>/<run>/model.pt        final weights (state dict of the normalised model)
-    runs/<profile>/<run>/config.json     the resolved config that produced them
-
-Everything is saved as plain state dicts and loaded with `weights_only=True`.
+A run's folder holds checkpoint.pt, model.pt and config.json (apr_lib.layout). Everything is saved as plain state
+dicts and loaded with `weights_only=True`.
 """
 from __future__ import annotations
 
@@ -17,10 +14,8 @@ import torch
 
 from apr_lib.errors import CheckpointError, UserError
 from apr_lib.files import atomic_path, read_json
-
-CHECKPOINT = "checkpoint.pt"
-WEIGHTS = "model.pt"
-CONFIG = "config.json"
+from apr_lib.layout import CONFIG, WEIGHTS
+from apr_lib.models import build_run_model
 
 
 def pick_device() -> torch.device:
@@ -58,8 +53,6 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> t
 
     The model takes float images in [0, 1] shaped (B, C, H, W) and returns logits.
     """
-    from apr_lib.models import build_run_model
-
     run_dir = Path(run_dir)
     if not (run_dir / WEIGHTS).exists() or not (run_dir / CONFIG).exists():
         raise UserError(f"{run_dir} holds no finished run (expected {WEIGHTS} and {CONFIG}); "

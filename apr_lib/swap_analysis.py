@@ -10,12 +10,10 @@ whose two source images the model assigns different classes count (otherwise "fo
 """
 from __future__ import annotations
 
-import pandas as pd
 import torch
 
 from apr_lib.evaluate import predict
 from apr_lib.ood import swapped
-from apr_lib.report import claim
 
 HIGH_CONFIDENCE = 0.9  # "high confidence" for Corollary 2: softmax probability of the amplitude image's label
 # The three kinds of pairs of the statistics table, as (phase image + amplitude image).
@@ -74,52 +72,3 @@ def example_predictions(model: torch.nn.Module, images: torch.Tensor, classes: l
     probs = probabilities(model, images)
     confidence, label = probs.max(1)
     return [f"{classes[k]} {100 * c:.0f}%" for k, c in zip(label.tolist(), confidence.tolist())]
-
-
-def swap_stats_table(models: dict[str, torch.nn.Module], test_images: torch.Tensor, test_labels: torch.Tensor,
-                     ood_images: torch.Tensor, n_pairs: int, seed: int, mode: str) -> pd.DataFrame:
-    """`follow_stats` of each model on `n_pairs` random pairs of each kind of PAIR_LABELS: the same pairs for every
-    model; test pairs of two different labels; the OOD pairs are one set of (test, OOD) pairs, used both ways."""
-    i, j = random_pairs(len(test_labels), len(test_labels), n_pairs, seed, test_labels, test_labels)
-    k, m = random_pairs(len(ood_images), len(test_labels), n_pairs, seed + 1)
-    pairs = {"test": (test_images[i], test_images[j], test_labels[j]),
-             "corollary2": (ood_images[k], test_images[m], test_labels[m]),
-             "ood_amplitude": (test_images[m], ood_images[k], None)}
-    rows = [{"model": name, "pairs": PAIR_LABELS[kind], **follow_stats(model, *pairs[kind][:2], mode, pairs[kind][2])}
-            for name, model in models.items() for kind in PAIR_LABELS]
-    df = pd.DataFrame(rows)
-    return df.astype(object).where(df.notna(), None)  # None: blank cells, not "nan"
-
-
-def swap_claims(stats: pd.DataFrame, standard: str, apr: str, ood_name: str) -> list[dict]:
-    """The claims Figures 2/3 illustrate, measured on the statistics table (models named `standard` and `apr`)."""
-    row = lambda model, kind: stats[(stats["model"] == model) & (stats["pairs"] == PAIR_LABELS[kind])].iloc[0]
-    std, aprs = row(standard, "test"), row(apr, "test")
-    std_c2, apr_c2 = row(standard, "corollary2"), row(apr, "corollary2")
-    test_note = (f"{std['compared']} of {std['n_pairs']} random pairs of test images with different labels "
-                 f"({aprs['compared']} for {apr}): those whose two sources the model assigns different classes")
-    return [
-        claim("The CNN's prediction is almost entirely determined by the amplitude spectrum: after swapping "
-              "amplitudes, the prediction follows the amplitude image (Figures 2 and 3a-b).",
-              "Section 1, Figures 2 and 3", f"{standard}: % of swapped test pairs predicted as the amplitude image "
-              "vs as the phase image", f"{std['follows_amplitude']:.1f} vs {std['follows_phase']:.1f}",
-              "examples only (not measured)", bool(std["follows_amplitude"] > std["follows_phase"]),
-              f"direction only (amplitude more often than phase); {test_note}; neither: {std['neither']:.1f}%"),
-        claim("APR makes the CNN pay more attention to the phase: predictions follow the amplitude image less "
-              "than for standard training.", "Sections 1 and 4",
-              f"% of swapped test pairs predicted as the amplitude image, {standard} vs {apr}",
-              f"{std['follows_amplitude']:.1f} vs {aprs['follows_amplitude']:.1f}", "not measured",
-              bool(std["follows_amplitude"] > aprs["follows_amplitude"]),
-              f"follows the phase image: {std['follows_phase']:.1f} vs {aprs['follows_phase']:.1f}; {test_note}"),
-        claim("Corollary 2: a model without effective training restrictions gives a high confidence of y to "
-              "iDFT(A_x1 * exp(i P_x2)), x1 an in-distribution sample of label y and x2 an OOD sample.",
-              "Section 3.1, Corollary 2",
-              f"% of {std_c2['n_pairs']} such images ({ood_name} phase) given y with probability >= "
-              f"{HIGH_CONFIDENCE:.0%}, {standard} vs {apr}",
-              f"{std_c2['amplitude_label_high_confidence']:.1f} vs {apr_c2['amplitude_label_high_confidence']:.1f}",
-              "examples only (not measured)",
-              bool(0 < std_c2["amplitude_label_high_confidence"] > apr_c2["amplitude_label_high_confidence"]),
-              f"holds if such images exist for {standard} and are rarer for {apr} (trained with APR's restriction); "
-              f"predicted as the amplitude image's class: {std_c2['follows_amplitude']:.1f}% vs "
-              f"{apr_c2['follows_amplitude']:.1f}% of the pairs told apart"),
-    ]

@@ -12,14 +12,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from apr_lib.config import RunSpec, config_digest
 from apr_lib.data import load_split, subset_indices
 from apr_lib.distributed import TrainStream, init_from_env, replica_digests, streamed
 from apr_lib.errors import CheckpointError, ProfileError, TrainingDiverged
 from apr_lib.files import write_json
+from apr_lib.layout import CHECKPOINT, CONFIG, WEIGHTS
 from apr_lib.methods import TrainingMethod
 from apr_lib.models import build_run_model
-from apr_lib.runs import CHECKPOINT, CONFIG, WEIGHTS, load_state, save_state, seed_everything
+from apr_lib.names import config_digest, run_name
+from apr_lib.runs import load_state, save_state, seed_everything
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -48,13 +49,13 @@ def lr_schedule(optimizer: torch.optim.Optimizer, train_cfg: dict,
 
 
 def train_run(config: dict, run_dir: Path, metrics_path: Path, restart: bool = False, progress: bool = True) -> dict:
-    """Train the run described by `config` (see config.run_config) in `run_dir`.
+    """Train the run described by `config` (a run's resolved config: apr_lib.study.config.run_config) in `run_dir`.
 
     Writes the final weights and config to `run_dir`, the training metrics to `metrics_path`, then
     removes the checkpoint; returns the metrics.
     """
     run_dir = Path(run_dir)
-    name = RunSpec(config["dataset"], config["arch"], config["method"], config["seed"], config.get("variant", "")).name
+    name = run_name(config["dataset"], config["arch"], config["method"], config["seed"], config.get("variant", ""))
     train_cfg = config["train"]
     cluster = init_from_env()  # the processes torchrun started, or this one alone (apr_lib.distributed)
     device = cluster.device

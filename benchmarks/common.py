@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from apr_lib.config import RunSpec, load_profile, run_config
+from apr_lib.study.config import RunSpec, load_profile, run_config
 from apr_lib.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]

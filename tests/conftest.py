@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.study.config import REPO_ROOT
 from apr_lib.data import ensure_dataset
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from apr_lib.ablation import OPTIONS, TABLE, claims, option_runs, table
+from apr_lib.paper.ablation_paper_vs_code import KEY, OPTIONS, claims, measure, option_runs
 from apr_lib.augment import APRP, APRS
-from apr_lib.config import load_profile, metrics_file, run_config, table_runs
+from apr_lib.study.config import load_profile, metrics_file, run_config, table_runs
 from apr_lib.errors import ProfileError
 from apr_lib.spectral import swap_amplitude
 from conftest import tiny_profile
@@ -37,14 +37,14 @@ def ablation_profile(tmp_path, monkeypatch):
 
     def make(variants: dict, listed: list[str]):
         path = tiny_profile(tmp_path, tmp_path / "data", variants=variants,
-                            tables={TABLE: {"archs": ["small_cnn"], "methods": ["apr_sp"], "variants": listed}})
+                            tables={KEY: {"archs": ["small_cnn"], "methods": ["apr_sp"], "variants": listed}})
         return load_profile(str(path))
     return make
 
 
 def write_metrics(profile, values: dict) -> None:
     """values: variant -> (clean error, mean corruption error, msp AUROC, max-logit AUROC)."""
-    for run in table_runs(profile, TABLE):
+    for run in table_runs(profile, KEY):
         clean, corruption, msp, max_logit = values[run.variant]
         for suite, content in (("clean", {"error": clean}), ("corruption", {"mean_corruption_error": corruption}),
                                ("ood", {"msp": {"mean": {"auroc": msp}}, "max_logit": {"mean": {"auroc": max_logit}}})):
@@ -62,7 +62,7 @@ def test_each_row_compares_the_released_run_with_the_run_that_flips_its_option(a
     assert released.variant == "released" and set(flipped) == {"p_prob", "s_overflow"}
     write_metrics(profile, {"released": (10.0, 30.0, 80.0, 82.0), "paper-p_prob": (11.0, 28.0, 81.0, 83.0),
                             "paper-s_overflow": (9.5, 31.0, 79.0, 80.0)})
-    df = table(profile).set_index("option")
+    df = measure(profile).set_index("option")
     assert list(df.index) == [o.label for o in OPTIONS]
     assert df.loc["APR-P probability", ["clean_error_released", "clean_error_paper_text"]].tolist() == [10.0, 11.0]
     overflow = df.loc["APR-S overflow"]
@@ -75,7 +75,7 @@ def test_each_row_compares_the_released_run_with_the_run_that_flips_its_option(a
     score = df.loc["OOD score"]  # no run: the released model scored by max logit (released) and msp (paper)
     assert (score["ood_auroc_released"], score["ood_auroc_paper_text"]) == (82.0, 80.0)
     assert score["clean_error_released"] == score["clean_error_paper_text"] == 10.0
-    verdicts = {c["claim"].split(": ")[-1]: c["verdict"] for c in claims(table(profile))}
+    verdicts = {c["claim"].split(": ")[-1]: c["verdict"] for c in claims(profile, measure(profile))}
     assert verdicts == {"APR-P probability.": "holds", "clean batch kept.": "not run"}
 
 

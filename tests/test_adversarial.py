@@ -7,14 +7,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from apr_lib import load_run
-from apr_lib.adversarial import autoattack, suite_autoattack, table3, table3_claims, table3_metrics
-from apr_lib.config import (RunSpec, load_profile, metrics_file, run_config, run_dir, table_runs, validate_profile,
-                            with_variant)
+from apr_lib.adversarial import autoattack, suite_autoattack
+from apr_lib.study.config import (RunSpec, load_profile, metrics_file, run_config, table_runs, validate_profile,
+                                  with_variant)
 from apr_lib.data import load_split
 from apr_lib.errors import ProfileError
 from apr_lib.files import write_json
 from apr_lib.methods import TrainingMethod, apply_with_probability, fgsm_random_start
 from apr_lib.models import build_model
+from apr_lib.paper.table3_adversarial import claims as table3_claims, measure as table3_metrics, table3
 from apr_lib.train import lr_schedule, train_run
 from conftest import tiny_profile
 
@@ -218,7 +219,7 @@ def test_autoattack_lowers_the_accuracy_of_a_weak_model(tmp_path, fmnist_root, w
     monkeypatch.chdir(tmp_path)
     path = tiny_profile(tmp_path, fmnist_root, autoattack={"attacks": ["apgd-ce"], "n_images": [40, 80],
                                                            "epsilon_levels": 8, "batch_size": 80, "seed": 0})
-    result, summary = suite_autoattack(load_profile(str(path)), weak_model)
+    result, summary = suite_autoattack(load_profile(str(path)).cfg, weak_model)
     first, whole = result["results"]
     assert [first["n"], whole["n"]] == [40, 80] and result["attack_set"] == "reduced"
     assert whole["clean_accuracy"] > 50  # the model works on clean images...
@@ -239,7 +240,7 @@ def test_autoattack_asking_for_more_images_than_the_test_set_names_the_key(tmp_p
     path = tiny_profile(tmp_path, fmnist_root, autoattack={"attacks": ["apgd-ce"], "n_images": [20000],
                                                            "epsilon_levels": 8, "batch_size": 80, "seed": 0})
     with pytest.raises(ProfileError, match="autoattack.n_images asks for 20000 test images.*has 10000"):
-        suite_autoattack(load_profile(str(path)), weak_model)
+        suite_autoattack(load_profile(str(path)).cfg, weak_model)
 
 
 # ---- the table and its claims, from metrics files ----

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from apr_lib import load_run
-from apr_lib.amp_phase_bands import TABLE, BandRecombinedInput, claims, config_bands, grid
-from apr_lib.config import RunSpec, load_profile, metrics_file, run_config, table_runs
-from apr_lib.models import build_run_model
-from apr_lib.paper import paper_fig4
+from apr_lib.paper.fig4_amp_phase_grid import KEY, claims, measure
+from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, table_runs
+from apr_lib.models import BandRecombinedInput, build_run_model, config_bands
+from apr_lib.paper.paper_results import paper_fig4
 from apr_lib.spectral import BANDS, band_recombine
 from conftest import tiny_profile
 
@@ -48,7 +48,7 @@ def band_profile(folder, cells):
     """A profile whose fig4 table lists the band variants of `cells`; metrics are written by each test."""
     variants = {f"amp-{a}_phase-{p}": {"bands": {"amplitude": a, "phase": p}} for a, p in cells}
     path = tiny_profile(folder, folder / "data", variants=variants,
-                        tables={TABLE: {"archs": ["small_cnn"], "methods": ["standard"], "variants": list(variants)}})
+                        tables={KEY: {"archs": ["small_cnn"], "methods": ["standard"], "variants": list(variants)}})
     return load_profile(str(path))
 
 
@@ -59,7 +59,7 @@ def fig4_profile(tmp_path, monkeypatch):
 
 
 def write_accuracies(profile, accuracy: dict) -> None:
-    for run in table_runs(profile, TABLE):
+    for run in table_runs(profile, KEY):
         cell = config_bands(run_config(profile, run))
         if cell in accuracy:
             path = metrics_file(profile, run, "clean")
@@ -70,7 +70,7 @@ def write_accuracies(profile, accuracy: dict) -> None:
 def test_grid_reads_each_cell_from_its_runs_metrics_beside_the_paper(fig4_profile):
     accuracy = {cell: 50.0 + i for i, cell in enumerate(CELLS)}
     write_accuracies(fig4_profile, accuracy)
-    df = grid(fig4_profile)
+    df = measure(fig4_profile)
     assert list(zip(df["amplitude"], df["phase"])) == CELLS
     assert df["ours"].tolist() == pytest.approx([accuracy[c] for c in CELLS])
     assert df["paper"].tolist() == [paper_fig4()[a][p] for a, p in CELLS]
@@ -79,11 +79,11 @@ def test_grid_reads_each_cell_from_its_runs_metrics_beside_the_paper(fig4_profil
 def test_claims_on_the_papers_grid_hold_and_on_its_transpose_fail(fig4_profile):
     paper = paper_fig4()
     write_accuracies(fig4_profile, {(a, p): paper[a][p] for a, p in CELLS})
-    verdicts = [c["verdict"] for c in claims(grid(fig4_profile))]
+    verdicts = [c["verdict"] for c in claims(fig4_profile, measure(fig4_profile))]
     assert verdicts == ["holds", "holds", "holds"]  # the paper's own reading of its grid
     # Transposed, the phase matters more than the amplitude, and the high amplitude band's best phase is the low band.
     write_accuracies(fig4_profile, {(a, p): paper[p][a] for a, p in CELLS})
-    verdicts = [c["verdict"] for c in claims(grid(fig4_profile))]
+    verdicts = [c["verdict"] for c in claims(fig4_profile, measure(fig4_profile))]
     assert verdicts == ["fails", "fails", "fails"]
 
 
@@ -91,17 +91,17 @@ def test_cells_without_runs_stay_blank_and_claims_not_run(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     profile = band_profile(tmp_path, [("full", "full"), ("low", "high")])
     write_accuracies(profile, {("full", "full"): 90.0, ("low", "high"): 40.0})
-    df = grid(profile)
+    df = measure(profile)
     assert df["ours"].notna().sum() == 2 and np.isnan(df.set_index(["amplitude", "phase"]).loc[("mid", "mid"), "ours"])
-    result = claims(df)
+    result = claims(profile, df)
     assert {c["verdict"] for c in result} == {"not run"}
     assert "2 of the 16 cells" in result[0]["note"]
 
 
 def test_shipped_profiles_cover_the_grid():
     default = load_profile("default")
-    runs = table_runs(default, TABLE)
+    runs = table_runs(default, KEY)
     assert {config_bands(run_config(default, r)) for r in runs} == set(CELLS)
     tiny = load_profile("tiny")
-    assert len(table_runs(tiny, TABLE)) == 2  # tiny stays minimal
-    assert RunSpec.parse("fmnist/small_cnn/standard@amp-low_phase-high/seed0") in table_runs(tiny, TABLE)
+    assert len(table_runs(tiny, KEY)) == 2  # tiny stays minimal
+    assert RunSpec.parse("fmnist/small_cnn/standard@amp-low_phase-high/seed0") in table_runs(tiny, KEY)

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from apr_lib import load_run
-from apr_lib.amp_phase_labels import (TABLE, AmplitudePhaseHeads, AmplitudePhasePairs, amplitude_phase_loss, claims,
-                                      table)
-from apr_lib.config import RunSpec, load_profile, metrics_file, run_config, table_runs
+from apr_lib.paper.fig9_amp_phase_labels import KEY, claims, measure
+from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, table_runs
 from apr_lib.errors import ProfileError
-from apr_lib.methods import METHODS, TrainingMethod
-from apr_lib.models import build_run_model
+from apr_lib.methods import AmplitudePhasePairs, TrainingMethod, amplitude_phase_loss
+from apr_lib.models import AmplitudePhaseHeads, build_run_model
+from apr_lib.names import METHODS
 from apr_lib.spectral import swap_amplitude
 from conftest import tiny_profile
 
@@ -86,13 +86,13 @@ def fig9_profile(tmp_path, monkeypatch):
     lambdas = [0.0, 0.5, 1.0]
     path = tiny_profile(tmp_path, tmp_path / "data", variants={f"lambda-{l:g}": {"amp_phase_labels": {"lambda": l}}
                                                                for l in lambdas},
-                        tables={TABLE: {"archs": ["small_cnn"], "methods": ["apr_p"],
+                        tables={KEY: {"archs": ["small_cnn"], "methods": ["apr_p"],
                                         "variants": [f"lambda-{l:g}" for l in lambdas]}})
     return load_profile(str(path))
 
 
 def write_metrics(profile, clean: list[float], corrupted: list[float], auroc: list[float]) -> None:
-    for run, c, k, a in zip(table_runs(profile, TABLE), clean, corrupted, auroc):
+    for run, c, k, a in zip(table_runs(profile, KEY), clean, corrupted, auroc):
         for suite, content in (("clean", {"error": 100 - c}), ("corruption", {"mean_corruption_error": 100 - k}),
                                ("ood", {"msp": {"mean": {"auroc": a}}, "max_logit": {"mean": {"auroc": a - 1}}})):
             path = metrics_file(profile, run, suite)
@@ -102,23 +102,23 @@ def write_metrics(profile, clean: list[float], corrupted: list[float], auroc: li
 
 def test_table_and_claims_follow_the_metrics(fig9_profile):
     write_metrics(fig9_profile, clean=[80, 82, 84], corrupted=[50, 60, 70], auroc=[70, 75, 72])
-    df = table(fig9_profile)
+    df = measure(fig9_profile)
     assert df["lambda"].tolist() == [0.0, 0.5, 1.0]
     assert df["clean_accuracy"].tolist() == pytest.approx([80, 82, 84])
     assert df["ood_auroc_msp"].tolist() == pytest.approx([70, 75, 72])
     assert df["ood_auroc_max_logit"].tolist() == pytest.approx([69, 74, 71])
-    assert [c["verdict"] for c in claims(df, fig9_profile)] == ["holds", "holds", "holds", "holds"]
+    assert [c["verdict"] for c in claims(fig9_profile, df)] == ["holds", "holds", "holds", "holds"]
     write_metrics(fig9_profile, clean=[84, 82, 80], corrupted=[70, 71, 72], auroc=[75, 72, 70])
-    assert [c["verdict"] for c in claims(table(fig9_profile), fig9_profile)] == ["fails", "holds", "fails", "holds"]
+    assert [c["verdict"] for c in claims(fig9_profile, measure(fig9_profile))] == ["fails", "holds", "fails", "holds"]
 
 
 def test_shipped_profiles_train_apr_p_with_a_lambda_per_run():
     for name in ("tiny", "default", "cifar"):
         profile = load_profile(name)
-        runs = table_runs(profile, TABLE)
+        runs = table_runs(profile, KEY)
         assert {r.method for r in runs} == {"apr_p"}
         assert all("amp_phase_labels" in run_config(profile, r) for r in runs)
     lambdas = [run_config(load_profile("default"), r)["amp_phase_labels"]["lambda"]
-               for r in table_runs(load_profile("default"), TABLE)]
+               for r in table_runs(load_profile("default"), KEY)]
     assert lambdas == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert RunSpec.parse("fmnist/resnet18_small/apr_p@lambda-0.25/seed0").variant == "lambda-0.25"

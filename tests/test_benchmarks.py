@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.study.config import REPO_ROOT
 from apr_lib.spectral import amplitude_phase, recombine, swap_amplitude, swap_amplitude_with_partners
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from apr_lib.config import (REPO_ROOT, RunSpec, config_digest, load_profile, metrics_file, run_config, run_dir,
-                            table_runs)
+from apr_lib.study.config import (REPO_ROOT, RunSpec, load_profile, metrics_file, run_config, run_dir,
+                                  table_runs)
 from apr_lib.errors import ProfileError
+from apr_lib.names import config_digest
 
 PROFILES = ["tiny", "default", "cifar"]
 

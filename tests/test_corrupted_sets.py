@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from apr_lib.config import Profile
-from apr_lib.corrupted_sets import (c_set_dir, describe, generate_c_set, load_c_set, load_image_folder_c,
-                                    official_dir)
+from apr_lib.corrupted_sets import describe, generate_c_set, load_c_set, load_image_folder_c
 from apr_lib.errors import DataMissingError
-from apr_lib.evaluate import evaluate_clean, evaluate_corruptions, suite_corruption, suite_inputs
+from apr_lib.evaluate import evaluate_clean, evaluate_corruptions, suite_corruption
+from apr_lib.layout import c_set_dir, official_dir
+from apr_lib.study.config import Profile
+from apr_lib.study.jobs import suite_inputs
 from apr_lib.metrics import calibration_percent
 
 LEVELS = (40, 128, 220)  # grey level of each class's images
@@ -139,7 +140,7 @@ def test_the_corruption_suite_of_an_imagenet_profile_reads_imagenet_c_folders(tm
         "eval": {"batch_size": 5, "corruptions": ["fog", "snow"], "severities": [1, 2, 3, 4, 5]}})
     assert c_set_dir("imagenet", tmp_path, 1000) == tmp_path / "ImageNet-C"  # never generated
     assert suite_inputs(profile, "corruption") == []  # read directly: a dry run must not need ImageNet-C
-    result, summary = suite_corruption(profile, GreyLevelClassifier())
+    result, summary = suite_corruption(profile.cfg, GreyLevelClassifier())
     assert result["source"] == f"official files ({tmp_path / 'ImageNet-C'})"
     assert result["mean_corruption_error"] == pytest.approx(100 / 6 / 5)  # one wrong image, at severity 2
     assert "mean corruption error 3.33%" in summary

@@ -8,7 +8,8 @@ from scipy import ndimage
 from skimage import color, data, transform
 
 from apr_lib import corruptions, frost
-from apr_lib.corruptions import COMMON, EXTRA, NAMES, corrupt, corrupt_batch
+from apr_lib.corruptions import COMMON, EXTRA, corrupt, corrupt_batch
+from apr_lib.names import CORRUPTIONS as NAMES
 
 # Corruptions whose output does not depend on the random generator.
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",

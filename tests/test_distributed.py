@@ -18,13 +18,14 @@ import torch
 import yaml
 from PIL import Image
 
-from apr_lib.config import REPO_ROOT, RunSpec, load_profile, run_config, run_dir
+from apr_lib.study.config import REPO_ROOT, RunSpec, load_profile, run_config, run_dir
 from apr_lib.data import ensure_dataset, load_split
-from apr_lib.distributed import Cluster, TrainStream, clean_test_set, launcher, state_digest
+from apr_lib.distributed import Cluster, TrainStream, clean_test_set, state_digest
 from apr_lib.errors import DataMissingError, UserError
 from apr_lib.evaluate import SUITES
 from apr_lib.models import build_run_model
 from apr_lib.runs import load_run, seed_everything
+from apr_lib.study.jobs import launcher
 
 COLOURS = ((200, 30, 30), (30, 200, 30), (30, 30, 200))  # class k: one solid colour
 RUN = "imagenet/small_cnn/apr_sp/seed0"
@@ -79,7 +80,7 @@ def test_the_stream_gives_uint8_crops_of_each_process_shard_with_their_labels(tm
 
 def test_test_images_are_centre_crops_and_missing_folders_say_where_imagenet_comes_from(tmp_path, image_root):
     profile = load_profile(str(imagenet_profile(tmp_path, image_root)))
-    test = clean_test_set(profile)
+    test = clean_test_set(profile.cfg)
     image, label = test[len(test) - 1]
     assert image.dtype == torch.uint8 and image.shape == (3, 32, 32) and label == 2
     with pytest.raises(UserError, match="too big to load whole"):
@@ -103,7 +104,7 @@ class ColourClassifier(torch.nn.Module):
 
 def test_the_clean_suite_of_an_imagenet_profile_reads_the_validation_folders(tmp_path, image_root):
     profile = load_profile(str(imagenet_profile(tmp_path, image_root)))
-    result, summary = SUITES["clean"](profile, ColourClassifier())
+    result, summary = SUITES["clean"](profile.cfg, ColourClassifier())
     assert result["n"] == 24 and result["error"] == 0.0 and summary == "clean error 0.00%"
 
 

@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.study.config import REPO_ROOT
 
 CONDA_TO_PIP = {"pytorch": "torch"}  # conda-forge's names for the same packages
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from apr_lib.config import REPO_ROOT, RunSpec, load_profile, metrics_file, run_config, run_dir
+from apr_lib.study.config import REPO_ROOT, RunSpec, load_profile, metrics_file, run_config, run_dir
 from apr_lib.errors import UserError
-from apr_lib.explorer import (PHOTOS, Explorer, ImageLibrary, decode_upload, fit_to_dataset, load_models,
+from apr_lib.paper.explorer import (PHOTOS, Explorer, ImageLibrary, decode_upload, fit_to_dataset, load_models,
                               log_amplitude_view, mix, phase_view, photo, png, spectrum, top_predictions)
 from apr_lib.spectral import MODES, amplitude_phase, band_mask, recombine, swap_amplitude, zhat
 

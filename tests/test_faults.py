@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.study.config import REPO_ROOT
 from conftest import tiny_profile
 from test_pipeline import copy_project
 
@@ -144,7 +144,7 @@ def test_bad_profile_stops_snakemake_before_any_job_and_leaves_outputs_untouched
 
 
 def test_a_data_root_that_is_a_file_is_refused_and_a_new_folder_is_allowed(tmp_path):
-    from apr_lib.config import check_data_root, load_profile
+    from apr_lib.study.config import check_data_root, load_profile
     from apr_lib.errors import ProfileError
 
     (tmp_path / "data.tar").write_text("")
@@ -157,7 +157,7 @@ def test_a_data_root_that_is_a_file_is_refused_and_a_new_folder_is_allowed(tmp_p
                 check_data_root(load_profile(str(path)))
 
 
-# Writers that would put a file in place bit by bit; notebooks must write through apr_lib.report / apr_lib.files.
+# Writers that would put a file in place bit by bit; notebooks must write through apr_lib.paper.report / apr_lib.files.
 DIRECT_WRITES = re.compile(r"\.to_(csv|markdown|latex|json)\([^)]*['\"/]|\.savefig\(|json\.dump\(|\.write_(text|bytes)\("
                            r"|open\([^)]*['\"][wa]b?['\"]|np\.save|torch\.save")
 
@@ -169,4 +169,4 @@ def test_notebooks_write_outputs_only_through_the_atomic_helpers():
             if cell.cell_type == "code":
                 offending += [f"{path.name}: {line.strip()}" for line in cell.source.splitlines()
                               if DIRECT_WRITES.search(line)]
-    assert not offending, "write via apr_lib.report (write_table, save_figure, write_claims) or apr_lib.files"
+    assert not offending, "write via apr_lib.paper.report (write_tables, save_figure, write_claims) or apr_lib.files"

@@ -7,9 +7,10 @@ import os
 import pandas as pd
 import pytest
 
-from apr_lib import cli, manifest
-from apr_lib.config import REPO_ROOT, load_profile
-from apr_lib.sections import claims_table, index_page
+from apr_lib import cli
+from apr_lib.paper import manifest
+from apr_lib.study.config import REPO_ROOT, load_profile
+from apr_lib.study.targets import claims_table, index_page
 
 
 def write_benchmark(path, seconds, end, cpu=1.0):

@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from apr_lib.cli import main
-from apr_lib.config import RunSpec, config_digest, load_profile, run_config
+from apr_lib.study.config import RunSpec, load_profile, run_config
 from apr_lib.data import DATASETS
-from apr_lib.methods import METHODS, TrainingMethod, augmix_loss, fgsm_random_start
+from apr_lib.methods import TrainingMethod, augmix_loss, fgsm_random_start
 from apr_lib.models import build_model
+from apr_lib.names import METHODS, config_digest
 
 TABLE1_ORDER = ["standard", "cutout", "mixup", "cutmix", "adv", "apr_p", "autoaugment", "augmix", "apr_s", "apr_sp"]
 # (profile, architecture): Fashion-MNIST 1x28x28 with the small CNN, CIFAR-10 3x32x32 with ResNet-18.

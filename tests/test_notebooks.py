@@ -1,4 +1,5 @@
-"""Source notebooks: the structure DESIGN.md asks for, no stray outputs, and nbval on the checked cells."""
+"""Source notebooks: one per section, named and ordered like the paper, with a common structure, no stray outputs, and
+nbval on the checked cells."""
 import ast
 import os
 import shutil
@@ -8,9 +9,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from apr_lib.config import REPO_ROOT, load_profile
-from apr_lib.notebook_outputs import is_checked, strip_unchecked_outputs
-from apr_lib.sections import SECTIONS, section_weights
+from apr_lib.study.config import REPO_ROOT, load_profile
+from apr_lib.paper.notebook_outputs import is_checked, strip_unchecked_outputs
+from apr_lib.study.sections import SECTIONS
+from apr_lib.study.targets import section_weights
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -19,11 +21,24 @@ def test_every_section_has_its_notebook():
     assert {f"{s.notebook}.ipynb" for s in SECTIONS} <= {p.name for p in NOTEBOOKS}
 
 
+def test_notebooks_sort_in_the_papers_order_and_share_the_section_key():
+    assert [s.notebook for s in SECTIONS] == [f"{n:02d}_{s.key}" for n, s in enumerate(SECTIONS, start=1)]
+    assert [p.stem for p in NOTEBOOKS] == ["00_explorer", *(s.notebook for s in SECTIONS)]
+
+
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
-def test_notebooks_that_load_weights_declare_them(section):
-    """A notebook that calls load_run must name the weights as Snakemake inputs, or a clone without runs/ fails."""
+def test_notebooks_call_their_section_module(section):
     source = "".join(cell.source for cell in nbformat.read(REPO_ROOT / "notebooks" / f"{section.notebook}.ipynb",
                                                            as_version=4).cells if cell.cell_type == "code")
+    assert f"from apr_lib.paper import {section.key} as section" in source
+    assert "section.measure(P" in source and "section.claims(P, " in source
+
+
+@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
+def test_notebooks_that_load_weights_declare_them(section):
+    """A section that loads trained models (load_run) must name the weights as Snakemake inputs, or a clone without
+    runs/ fails."""
+    source = (REPO_ROOT / "apr_lib" / "paper" / f"{section.key}.py").read_text(encoding="utf-8")
     assert ("load_run(" in source) == bool(section.weights_of)
     weights = section_weights(load_profile("tiny"), section)
     assert bool(weights) == bool(section.weights_of)

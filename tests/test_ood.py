@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR100, SVHN
 
 from apr_lib import ood
-from apr_lib.config import REPO_ROOT, load_profile
+from apr_lib.study.config import REPO_ROOT, load_profile
 from apr_lib.data import DATASETS
 from apr_lib.errors import DataMissingError, ProfileError
 from apr_lib.ood_metrics import METRICS, SCORES, detection_metrics, fpr_at_tpr, ood_evaluation, ood_scores
@@ -178,10 +178,10 @@ def test_ood_sets_follow_the_profile(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(cfg))
     test_images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
-    sets = ood.ood_sets(load_profile(str(path)), test_images)
+    sets = ood.ood_sets(load_profile(str(path)).cfg, test_images)
     assert list(sets) == ["blobs", "digits", "corollary2"]
     assert all(s.images.shape == (7, 1, 28, 28) for s in sets.values())
-    smaller = ood.ood_sets(load_profile(str(path)), test_images, n=3)
+    smaller = ood.ood_sets(load_profile(str(path)).cfg, test_images, n=3)
     assert all(s.images.shape == (3, 1, 28, 28) for s in smaller.values())
 
 

@@ -8,7 +8,7 @@ from statistics import mean
 import pytest
 
 from apr_lib.errors import UserError
-from apr_lib.paper import (
+from apr_lib.paper.paper_results import (
     load_paper_results,
     paper_fig4,
     paper_table1,

@@ -9,9 +9,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from apr_lib.config import REPO_ROOT, load_profile, table_runs
-from apr_lib.manifest import manifest_file
-from apr_lib.sections import SECTIONS, claims_table, index_page, section_outputs
+from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
+from apr_lib.paper.manifest import manifest_file
+from apr_lib.study.sections import SECTIONS
+from apr_lib.study.targets import claims_table, index_page, section_outputs
 
 pytestmark = pytest.mark.slow
 

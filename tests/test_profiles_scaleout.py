@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from apr_lib.config import REPO_ROOT, load_profile, table_runs
+from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.errors import UserError
 from apr_lib.gpu_slots import claim_gpu_from_env
-from apr_lib.sections import profile_sections
+from apr_lib.study.targets import profile_sections
 from test_pipeline import copy_project
 
 # A job that claims a slot as `apr train` does, says which device it got, and holds it until killed.

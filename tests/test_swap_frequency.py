@@ -4,11 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-from apr_lib.frequency_analysis import (fig5_claims, high_frequency_amplitude, probe_accuracy, separability_table,
-                                        tsne_embedding, with_gaussian_noise)
-from apr_lib.spectral import amplitude_phase
 from apr_lib.ood import swapped
-from apr_lib.swap_analysis import PAIR_LABELS, follow_stats, random_pairs, swap_claims, swap_stats_table
+from apr_lib.paper.fig2_amplitude_swap import swap_claims, swap_stats_table
+from apr_lib.paper.fig5_tsne import (high_frequency_amplitude, probe_accuracy, probe_claims, separability_table,
+                                     tsne_embedding, with_gaussian_noise)
+from apr_lib.spectral import amplitude_phase
+from apr_lib.swap_analysis import PAIR_LABELS, follow_stats, random_pairs
 
 
 class AmplitudeOnly(torch.nn.Module):
@@ -116,6 +117,6 @@ def test_probe_and_tsne():
     assert embedded.shape == (200, 2) and np.isfinite(embedded).all()
     table = separability_table({"same": (a, b), "shifted": (a, b + 3)}, seed=0)
     assert list(table["comparison"]) == ["same", "shifted"] and (table["chance"] == 50).all()
-    claims = fig5_claims(table.assign(comparison=["control", "noise"]).pipe(
+    claims = probe_claims(table.assign(comparison=["control", "noise"]).pipe(
         lambda t: pd.concat([t, t.iloc[[0]].assign(comparison="ood")])), "noise", "ood", "control", "made here")
     assert [c["verdict"] for c in claims] == ["holds", "holds"]

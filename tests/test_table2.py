@@ -1,12 +1,12 @@
 """Table 2 from metrics files: numbers taken from the files, the paper's from params/paper_results.yaml, the claims."""
 import pytest
 
-from apr_lib.config import load_profile, metrics_file, table_runs
+from apr_lib.study.config import load_profile, metrics_file, table_runs
 from apr_lib.errors import UserError
 from apr_lib.files import write_json
 from apr_lib.ood_metrics import METRICS, SCORES
-from apr_lib.paper import paper_table2
-from apr_lib.table2 import table2, table2_caption, table2_claims, table2_detail, table2_metrics
+from apr_lib.paper.paper_results import paper_table2
+from apr_lib.paper.table2_ood import claims as table2_claims, measure as table2_metrics, table2, table2_caption, table2_detail
 from conftest import tiny_profile
 
 METHODS = ["standard", "cutout", "mixup", "apr_p", "apr_s", "apr_sp"]

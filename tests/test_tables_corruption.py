@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from apr_lib.config import REPO_ROOT, Profile, RunSpec, metrics_file
+from apr_lib.study.config import REPO_ROOT, Profile, RunSpec, metrics_file
 from apr_lib.corruptions import COMMON
 from apr_lib.errors import UserError
 from apr_lib.files import write_json
 from apr_lib.metrics import ALEXNET_ERROR
-from apr_lib.table4 import ours_label, table4, table4_caption, table4_claims, table4_errors
-from apr_lib.tables import table1, table1_calibration, table1_claims, table1_metrics
+from apr_lib.paper.table1_corruption import claims as table1_claims, measure as table1_metrics, table1, table1_calibration
+from apr_lib.paper.table4_imagenet_c import claims as table4_claims, measure as table4_errors, ours_label, table4, table4_caption
 
 TINY = yaml.safe_load((REPO_ROOT / "params" / "tiny.yaml").read_text())
 
@@ -110,12 +110,13 @@ def test_table4_relative_ce_is_normalised_by_our_standard():
 
 def test_table4_on_imagenet_normalises_by_alexnet_and_checks_the_claims():
     p = profile(dataset="imagenet")
-    df = table4(p, measured_errors({"standard": 0.8, "apr_sp": 0.65, "cutout": 0.9}))
+    errors = measured_errors({"standard": 0.8, "apr_sp": 0.65, "cutout": 0.9})
+    df = table4(p, errors)
     ours = df.set_index(["method", "measure"])["ours"]
     assert ours[("Standard", "fog")] == pytest.approx(80.0) and ours[("APR-SP", "mce")] == pytest.approx(65.0)
     assert pd.isna(df.set_index(["method", "measure"]).loc[("Cutout", "mce"), "paper"])  # not in the paper's Table 4
     assert list(df[df["method"] == "APR-SP"]["measure"]) == ["test_error", *COMMON, "mce"]
-    claims = table4_claims(p, df)
+    claims = table4_claims(p, errors)
     assert [c["verdict"] for c in claims] == ["holds", "not run", "holds"]  # no AutoAugment / AugMix runs
     assert claims[0]["ours"] == "65.0 vs 80.0" and claims[0]["paper"] == "65.0 vs 80.6"
     assert claims[2]["ours"] == "15 of 15" and claims[2]["paper"] == "14 of 15"

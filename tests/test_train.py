@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from apr_lib import load_run
-from apr_lib.config import RunSpec, load_profile, metrics_file, run_config, run_dir
+from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, run_dir
 from apr_lib.errors import CheckpointError, TrainingDiverged
 from apr_lib.train import train_run
 from conftest import tiny_profile

@@ -1,0 +1,160 @@
+"""Beyond the paper: APR-SP with each option where the paper's text and its released code differ.
+
+The profile's `tables.ablation_paper_vs_code` lists APR-SP runs of variants: one trains as released (its `apr`
+section is the profile's own), every other flips exactly one `apr` option to the paper's text and changes
+nothing else, so each row compares two runs that differ in that option alone. The OOD score needs no run: the
+`ood` suite measures both scores of every run.
+
+Where an option cannot matter for the profile's data it is not trained and the table says why: on one-channel
+images (Fashion-MNIST) the 3-D FFT over (C, H, W) is the 2-D FFT of the one channel, so both FFT modes give the
+same images (tests/test_ablation.py checks it bit for bit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from apr_lib.data import DATASETS
+from apr_lib.errors import ProfileError
+from apr_lib.paper.report import Table, claim, describe_runs, load_metrics
+from apr_lib.study.config import Profile, RunSpec, table_runs, with_variant
+
+KEY = "ablation_paper_vs_code"  # the section key, the profile's `tables:` key and the table's name
+METHOD = "apr_sp"
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    key: str          # under `apr:`; "" for the OOD score, an evaluation option
+    released: object  # the released code's value (docs/released_code.md)
+    paper: object     # what the paper's text says
+    why: str
+
+
+OPTIONS = (
+    Option("FFT", "fft_mode", "channel3d", "per_channel",
+           "released: one 3-D FFT over (C, H, W); paper: a 2-D DFT per channel (section 3)"),
+    Option("APR-P probability", "p_prob", 0.6, 1.0,
+           "released: 60% of batches recombined; paper: every pair (Eq. 5)"),
+    Option("clean batch kept", "keep_clean", True, False,
+           "released: CE(clean) + CE(recombined) on a 2B batch; paper: the recombined pairs only"),
+    Option("APR-P after normalisation", "p_after_normalize", False, True,
+           "paper silent; released CIFAR code recombines [0, 1] images, its FGSM and ImageNet code normalised ones"),
+    Option("APR-S distracter", "s_distracter", "nested", "independent",
+           "released: op2(op1(x)); paper: an independent augmentation of x (Eq. 6)"),
+    Option("APR-S overflow", "s_overflow", "wrap", "clip",
+           "released: uint8 wrap-around; paper: no quantisation (clipping is the closest reading)"),
+    Option("OOD score", "", "max_logit", "msp",
+           "released: maximum logit; paper: maximum softmax probability (section 5.1)"),
+)
+METRICS = ("clean_error", "corruption_error", "ood_auroc")  # %: clean error, mean corruption error, mean OOD AUROC
+
+
+def option_runs(profile: Profile) -> tuple[RunSpec, dict[str, RunSpec]]:
+    """The run trained as released and, per flipped `apr` option, the run that flips it (first seed)."""
+    runs = [r for r in table_runs(profile, KEY) if r.seed == profile["seeds"][0]]
+    released, flipped = None, {}
+    for run in runs:
+        if run.method != METHOD:
+            raise ProfileError(f"tables.{KEY}: the ablation is of {METHOD!r}; run {run.name} has method "
+                               f"{run.method!r}")
+        merged = with_variant(profile.cfg, run.variant)
+        changed = sorted(k for k in merged["apr"] if merged["apr"][k] != profile["apr"][k])
+        other = sorted(k for k in merged if k != "apr" and merged[k] != with_variant(profile.cfg, runs[0].variant)[k])
+        if len(changed) > 1 or other:
+            raise ProfileError(f"tables.{KEY}: variant {run.variant!r} changes {', '.join(changed + other)}; each "
+                               "ablation run may differ from the released one in one `apr` option only")
+        if changed:
+            flipped[changed[0]] = run
+        else:
+            released = run
+    if released is None:
+        raise ProfileError(f"tables.{KEY}: no run trains as released (a variant whose `apr` section is the "
+                           "profile's own); add one that sets only the other runs' `train` settings")
+    return released, flipped
+
+
+def _metrics(profile: Profile, run: RunSpec, score: str) -> dict[str, float]:
+    ood = load_metrics(profile, run, "ood")
+    return {"clean_error": load_metrics(profile, run, "clean")["error"],
+            "corruption_error": load_metrics(profile, run, "corruption")["mean_corruption_error"],
+            "ood_auroc": ood[score]["mean"]["auroc"]}
+
+
+def measure(profile: Profile) -> pd.DataFrame:
+    """One row per option: its released and paper values, and each metric of the run as released and as the
+    paper's text says (blank where that run does not exist, with the reason in `note`)."""
+    released_run, flipped = option_runs(profile)
+    score = profile["ood"]["score"]
+    released = _metrics(profile, released_run, score)
+    channels = DATASETS[profile["dataset"]].channels
+    rows = []
+    for option in OPTIONS:
+        paper, note = {m: np.nan for m in METRICS}, option.why
+        if option.key == "":  # an evaluation option: the released run, scored both ways
+            released_row = {**released, "ood_auroc": _metrics(profile, released_run, option.released)["ood_auroc"]}
+            paper = _metrics(profile, released_run, option.paper)
+            note += "; the same model, so the clean and corruption errors do not change"
+        else:
+            released_row = released
+            if option.key in flipped:
+                paper = _metrics(profile, flipped[option.key], score)
+                value = with_variant(profile.cfg, flipped[option.key].variant)["apr"][option.key]
+                if value != option.paper:
+                    note += f"; run with {value!r}, not the paper's {option.paper!r}"
+            elif option.key == "fft_mode" and channels == 1:
+                note = (f"identical on 1-channel data ({profile['dataset']}): both FFT modes compute the same images, "
+                        "so this option was not trained")
+            else:
+                note = f"not run: no variant in tables.{KEY} flips apr.{option.key}"
+        if option.key and profile["apr"][option.key] != option.released:
+            note += f"; this profile's own value is {profile['apr'][option.key]!r}"
+        rows.append({"option": option.label, "released": str(option.released), "paper_text": str(option.paper),
+                     **{f"{m}_released": released_row[m] for m in METRICS},
+                     **{f"{m}_paper_text": paper[m] for m in METRICS}, "note": note})
+    return pd.DataFrame(rows)
+
+
+def caption(profile: Profile) -> str:
+    released_run, _ = option_runs(profile)
+    runs = [r for r in table_runs(profile, KEY) if r.seed == profile["seeds"][0]]
+    return ("The paper vs its released code (beyond the paper): APR-SP with each option as released (`_released`) "
+            "and as the paper's text says (`_paper_text`), all other options as released; clean error and mean "
+            f"corruption error (%, lower is better) and mean OOD AUROC over {', '.join(profile['ood']['sets'])} "
+            f"(%, higher is better; score {profile['ood']['score']} except in the OOD-score row). "
+            f"Ours: {describe_runs(profile, runs)} One seed ({profile['seeds'][0]}): differences of a point or less "
+            "may be noise. What the released code does: docs/released_code.md.")
+
+
+def claims(profile: Profile, df: pd.DataFrame) -> list[dict]:
+    """The authors' reason for the released probabilities (a reply on the released code's issue tracker, not the
+    paper): too many augmentations hurt accuracy on clean images."""
+    source = "authors' reply on the released code's issues (not in the paper)"
+    text = ("Applying the augmentations to every batch (too many data augmentations) has a negative impact on the "
+            "clean images")
+    result = []
+    for label, what in (("APR-P probability", "APR-P on every batch (p 1.0) vs 60%"),
+                        ("clean batch kept", "recombined pairs only vs the clean batch kept")):
+        row = df.set_index("option").loc[label]
+        measure = f"clean error %, {what}"
+        if np.isnan(row["clean_error_paper_text"]):
+            result.append(claim(f"{text}: {label}.", source, measure, "", "stated, no numbers", None, row["note"]))
+        else:
+            result.append(claim(f"{text}: {label}.", source, measure,
+                                f"{row['clean_error_paper_text']:.2f} vs {row['clean_error_released']:.2f}",
+                                "stated, no numbers", bool(row["clean_error_paper_text"] > row["clean_error_released"]),
+                                "one seed; holds if the clean error rises"))
+    return result
+
+
+def changes(df: pd.DataFrame) -> pd.DataFrame:
+    """Per option, the paper's-text run minus the released run, in points (positive: higher error or AUROC)."""
+    indexed = df.set_index("option")
+    return pd.DataFrame({f"{m}_change": indexed[f"{m}_paper_text"] - indexed[f"{m}_released"] for m in METRICS})
+
+
+def tables(profile: Profile, df: pd.DataFrame) -> dict[str, Table]:
+    return {KEY: Table(df, caption(profile), floatfmt=".2f")}

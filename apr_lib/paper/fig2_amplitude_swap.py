@@ -1,0 +1,144 @@
+"""Figures 2 and 3 (section 1): predictions after swapping amplitude spectra, shown and counted.
+
+`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture and seed), the test
+set and `n_pairs` images of the profile's natural OOD set, and counts over random pairs of each kind where the
+models' predictions on the swapped images go (apr_lib.swap_analysis).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from apr_lib.data import DATASETS, ImageSet, load_split
+from apr_lib.ood import OODSet, load_ood_set, swapped
+from apr_lib.paper.explorer import MODELS, model_runs
+from apr_lib.paper.report import Table, claim, describe_setting
+from apr_lib.runs import load_run
+from apr_lib.study.config import Profile, run_dir
+from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, example_predictions, follow_stats, probabilities,
+                                   random_pairs)
+
+KEY = "fig2_amplitude_swap"
+
+
+@dataclass
+class Measured:
+    arch: str
+    mode: str                               # the profile's apr.fft_mode: the DFT of the swaps
+    models: dict[str, torch.nn.Module]      # label -> trained model
+    test: ImageSet
+    ood: OODSet
+    n_pairs: int
+    n_examples: int                         # rows of the figure
+    seed: int
+    stats: pd.DataFrame                     # swap_stats_table
+
+
+def swap_stats_table(models: dict[str, torch.nn.Module], test_images: torch.Tensor, test_labels: torch.Tensor,
+                     ood_images: torch.Tensor, n_pairs: int, seed: int, mode: str) -> pd.DataFrame:
+    """`follow_stats` of each model on `n_pairs` random pairs of each kind of PAIR_LABELS: the same pairs for every
+    model; test pairs of two different labels; the OOD pairs are one set of (test, OOD) pairs, used both ways."""
+    i, j = random_pairs(len(test_labels), len(test_labels), n_pairs, seed, test_labels, test_labels)
+    k, m = random_pairs(len(ood_images), len(test_labels), n_pairs, seed + 1)
+    pairs = {"test": (test_images[i], test_images[j], test_labels[j]),
+             "corollary2": (ood_images[k], test_images[m], test_labels[m]),
+             "ood_amplitude": (test_images[m], ood_images[k], None)}
+    rows = [{"model": name, "pairs": PAIR_LABELS[kind], **follow_stats(model, *pairs[kind][:2], mode, pairs[kind][2])}
+            for name, model in models.items() for kind in PAIR_LABELS]
+    df = pd.DataFrame(rows)
+    return df.astype(object).where(df.notna(), None)  # None: blank cells, not "nan"
+
+
+def swap_claims(stats: pd.DataFrame, standard: str, apr: str, ood_name: str) -> list[dict]:
+    """The claims Figures 2/3 illustrate, measured on the statistics table (models named `standard` and `apr`)."""
+    row = lambda model, kind: stats[(stats["model"] == model) & (stats["pairs"] == PAIR_LABELS[kind])].iloc[0]
+    std, aprs = row(standard, "test"), row(apr, "test")
+    std_c2, apr_c2 = row(standard, "corollary2"), row(apr, "corollary2")
+    test_note = (f"{std['compared']} of {std['n_pairs']} random pairs of test images with different labels "
+                 f"({aprs['compared']} for {apr}): those whose two sources the model assigns different classes")
+    return [
+        claim("The CNN's prediction is almost entirely determined by the amplitude spectrum: after swapping "
+              "amplitudes, the prediction follows the amplitude image (Figures 2 and 3a-b).",
+              "Section 1, Figures 2 and 3", f"{standard}: % of swapped test pairs predicted as the amplitude image "
+              "vs as the phase image", f"{std['follows_amplitude']:.1f} vs {std['follows_phase']:.1f}",
+              "examples only (not measured)", bool(std["follows_amplitude"] > std["follows_phase"]),
+              f"direction only (amplitude more often than phase); {test_note}; neither: {std['neither']:.1f}%"),
+        claim("APR makes the CNN pay more attention to the phase: predictions follow the amplitude image less "
+              "than for standard training.", "Sections 1 and 4",
+              f"% of swapped test pairs predicted as the amplitude image, {standard} vs {apr}",
+              f"{std['follows_amplitude']:.1f} vs {aprs['follows_amplitude']:.1f}", "not measured",
+              bool(std["follows_amplitude"] > aprs["follows_amplitude"]),
+              f"follows the phase image: {std['follows_phase']:.1f} vs {aprs['follows_phase']:.1f}; {test_note}"),
+        claim("Corollary 2: a model without effective training restrictions gives a high confidence of y to "
+              "iDFT(A_x1 * exp(i P_x2)), x1 an in-distribution sample of label y and x2 an OOD sample.",
+              "Section 3.1, Corollary 2",
+              f"% of {std_c2['n_pairs']} such images ({ood_name} phase) given y with probability >= "
+              f"{HIGH_CONFIDENCE:.0%}, {standard} vs {apr}",
+              f"{std_c2['amplitude_label_high_confidence']:.1f} vs {apr_c2['amplitude_label_high_confidence']:.1f}",
+              "examples only (not measured)",
+              bool(0 < std_c2["amplitude_label_high_confidence"] > apr_c2["amplitude_label_high_confidence"]),
+              f"holds if such images exist for {standard} and are rarer for {apr} (trained with APR's restriction); "
+              f"predicted as the amplitude image's class: {std_c2['follows_amplitude']:.1f}% vs "
+              f"{apr_c2['follows_amplitude']:.1f}% of the pairs told apart"),
+    ]
+
+
+def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, seed: int = 0) -> Measured:
+    """`n_pairs` random pairs per kind (None: the profile's ood.per_set, 1,000 if that is null)."""
+    arch, mode = profile["tables"]["table1_corruption"]["archs"][0], profile["apr"]["fft_mode"]
+    models = {MODELS[method]: load_run(run_dir(profile, run))[0] for method, run in model_runs(profile).items()}
+    test = load_split(profile["dataset"], profile["data_root"], train=False)
+    n_pairs = n_pairs or profile["ood"]["per_set"] or 1000
+    ood = load_ood_set(profile["ood"]["natural_set"], DATASETS[profile["dataset"]], Path(profile["data_root"]), n_pairs,
+                       profile["ood"]["seed"])
+    stats = swap_stats_table(models, test.images, test.labels, ood.images, n_pairs, seed, mode)
+    return Measured(arch, mode, models, test, ood, n_pairs, n_examples, seed, stats)
+
+
+def tables(profile: Profile, m: Measured) -> dict[str, Table]:
+    caption = (f"Figures 2/3, measured: where the predictions on amplitude-swapped images go (% of the pairs told "
+               f"apart), for {m.n_pairs:,} random pairs of each kind ({m.mode} DFT, swapped images clipped to [0, 1]). "
+               f"OOD images: {m.ood.source}. Models: {m.arch} Standard and APR-SP. {describe_setting(profile)} The "
+               "paper shows examples only (no numbers).")
+    return {"fig2_swap_stats": Table(m.stats, caption)}
+
+
+def figure(profile: Profile, m: Measured):
+    """Test-image pairs (Figures 2, 3a-b) and test images with OOD images (Figure 3c-d), each given the other's
+    amplitude, with Standard's and APR-SP's predictions; pairs of images Standard classifies correctly."""
+    test, ood, n_examples = m.test, m.ood, m.n_examples
+    generator = torch.Generator().manual_seed(m.seed)
+    correct = probabilities(m.models["Standard"], test.images).argmax(1) == test.labels
+    candidates = correct.nonzero().squeeze(1)
+    i, j = random_pairs(len(candidates), len(candidates), n_examples, m.seed, test.labels[candidates],
+                        test.labels[candidates])
+    k = torch.randint(len(ood.images), (n_examples,), generator=generator)
+    pick = candidates[torch.randint(len(candidates), (n_examples,), generator=generator)]
+    panels = {"test image pairs (Figure 2, 3a-b)": (test.images[candidates[i]], test.images[candidates[j]]),
+              f"test image with {ood.name} (Figure 3c-d)": (test.images[pick], ood.images[k])}
+    fig, axes = plt.subplots(n_examples, 8, figsize=(13, 2.0 * n_examples), squeeze=False)
+    for p, (panel, (first, second)) in enumerate(panels.items()):
+        columns = [("image 1", first), ("image 2", second), ("phase 1 + amplitude 2", swapped(first, second, m.mode)),
+                   ("phase 2 + amplitude 1", swapped(second, first, m.mode))]
+        for c, (title, images) in enumerate(columns):
+            std = example_predictions(m.models["Standard"], images, test.classes)
+            apr = example_predictions(m.models["APR-SP"], images, test.classes)
+            for r in range(n_examples):
+                ax = axes[r, 4 * p + c]
+                ax.imshow(images[r].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=255)
+                label = f"Std: {std[r]}" + (f"\nAPR-SP: {apr[r]}" if c >= 2 else "")
+                ax.set_title((f"{title}\n" if r == 0 else "") + label, fontsize=7)
+                ax.axis("off")
+        fig.text(0.27 + 0.5 * p, 1.0, panel, ha="center", fontsize=10)
+    fig.suptitle(f"Figures 2/3: amplitude swapped ({profile.name} profile, {profile['dataset']}, {m.arch})", y=1.04,
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def claims(profile: Profile, m: Measured) -> list[dict]:
+    return swap_claims(m.stats, "Standard", "APR-SP", m.ood.name)

@@ -1,0 +1,268 @@
+"""outputs/<profile>/manifest.json (what produced the outputs and how long it took) and README.md's generated headline.
+
+Wall time comes from Snakemake's benchmark files, runs/<profile>/benchmarks/<rule>[/<job>].tsv, one per job, with
+the job's wall seconds (`s`). Snakemake writes a job's file when the job ends, so the file's modification time is
+the job's end and end - s its start. The DAG's elapsed wall time is the last end minus the earliest start (jobs run
+in parallel, so it is less than the sum of their times); it misses only Snakemake's own start-up before the first
+job and this manifest's job. Files of jobs that the current DAG does not have (a renamed rule, a dropped run) are
+listed as stale and left out of every total. If the jobs ran in several Snakemake invocations (a resumed or partly
+re-run DAG), the elapsed time includes the pauses between them: the manifest lists every stretch of more than
+IDLE_GAP_SECONDS with no job running, so a reader can tell.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+from apr_lib.errors import UserError
+from apr_lib.files import read_json, write_json, write_text
+from apr_lib.layout import PROVENANCE, corruption_set
+from apr_lib.names import config_digest
+from apr_lib.paper.report import DATASET_NAMES, describe_setting
+from apr_lib.study.config import Profile, table_runs
+from apr_lib.study.jobs import suite_inputs
+from apr_lib.study.sections import SECTIONS, section
+from apr_lib.study.targets import claims_table, index_page, section_metrics
+
+PACKAGES = ("torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-learn", "pyautoattack",
+            "apr-companion")
+IDLE_GAP_SECONDS = 60  # longer than any pause Snakemake takes between jobs of one invocation
+SINGLE_JOB_RULES = ("data", "claims", "index")  # one job each, always in the DAG (corrupted_testset: see dag_jobs)
+README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
+
+
+def manifest_file(profile: Profile) -> Path:
+    return profile.outputs / "manifest.json"
+
+
+def benchmark_dir(profile: Profile) -> Path:
+    return Path("runs") / profile.name / "benchmarks"
+
+
+def read_jobs(folder: Path) -> pd.DataFrame:
+    """One row per benchmark file: rule (first path part), job (the rest), wall and CPU seconds, end time."""
+    rows = []
+    for path in sorted(Path(folder).rglob("*.tsv")):
+        parts = path.relative_to(folder).with_suffix("").parts
+        record = pd.read_csv(path, sep="\t").iloc[-1]  # the last line if a job was benchmarked repeatedly
+        rows.append({"rule": parts[0], "job": "/".join(parts[1:]), "seconds": float(record["s"]),
+                     "cpu_seconds": float(record["cpu_time"]), "max_rss_mb": float(record["max_rss"]),
+                     "ended": path.stat().st_mtime})
+    return pd.DataFrame(rows, columns=["rule", "job", "seconds", "cpu_seconds", "max_rss_mb", "ended"])
+
+
+def dag_span(jobs: pd.DataFrame) -> float:
+    """Seconds from the earliest job start to the last job end."""
+    return float(jobs["ended"].max() - (jobs["ended"] - jobs["seconds"]).min())
+
+
+def idle_gaps(jobs: pd.DataFrame, min_seconds: float = IDLE_GAP_SECONDS) -> list[dict]:
+    """Stretches of more than `min_seconds` inside the span when no job was running."""
+    gaps, busy_until = [], None
+    for start, end in sorted(zip(jobs["ended"] - jobs["seconds"], jobs["ended"])):
+        if busy_until is not None and start - busy_until > min_seconds:
+            gaps.append({"from": _iso(busy_until), "to": _iso(start), "seconds": round(start - busy_until, 1)})
+        busy_until = end if busy_until is None else max(busy_until, end)
+    return gaps
+
+
+def dag_jobs(profile: Profile) -> set[tuple[str, str]]:
+    """(rule, job) of every job that `all` may run for `profile`, named as the Snakefile names its benchmark files."""
+    jobs = {(rule, "") for rule in SINGLE_JOB_RULES} | {("notebook", s.key) for s in SECTIONS}
+    suites = set()
+    for s in SECTIONS:
+        for path in section_metrics(profile, s):  # outputs/<profile>/metrics/<run>/<suite>.json
+            run = path.parent.relative_to(profile.outputs / "metrics").as_posix()
+            jobs |= {("train", run), ("evaluate", f"{path.stem}/{run}")}
+            suites.add(path.stem)
+    # corrupted_testset runs only where a suite reads the generated -C set (not where official files exist).
+    if any(corruption_set(profile) / PROVENANCE in suite_inputs(profile, suite) for suite in suites):
+        jobs.add(("corrupted_testset", ""))
+    return jobs
+
+
+def git_state() -> dict:
+    """The commit of the working directory and whether files outside outputs/ differ from it (null: not a checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "note": "not a git checkout"}
+    # outputs/ is what the run writes; any other change (untracked code included) means the commit is not the code.
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)outputs")
+    paths = [line[3:] for line in changed.splitlines()] if changed else []
+    return {"commit": commit, "dirty": bool(paths), "changed_paths": paths[:50], "changed_count": len(paths)}
+
+
+def package_versions() -> dict:
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+    return {"python": sys.version.split()[0], **{name: installed(name) for name in PACKAGES}}
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else (platform.processor() or platform.machine())
+
+
+def device() -> dict:
+    import torch  # only here: the Snakefile imports this module, and torch is slow to import
+    return {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_default_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))
+
+
+def wall_time(profile: Profile) -> dict:
+    """Per job, per rule and in total, from the benchmark files of the current DAG's jobs."""
+    folder = benchmark_dir(profile)
+    found = read_jobs(folder)
+    expected = dag_jobs(profile)
+    in_dag = pd.Series([(r, j) in expected for r, j in zip(found["rule"], found["job"])], dtype=bool)
+    jobs, stale = found[in_dag], found[~in_dag]
+    if jobs.empty:
+        raise UserError(f"no Snakemake benchmark files of this DAG's jobs under {folder}: run "
+                                f"`snakemake --cores 4 all --config profile={profile.name}` first")
+    per_rule = (jobs.groupby("rule", sort=False)
+                .agg(jobs=("job", "size"), seconds=("seconds", "sum"), longest_seconds=("seconds", "max"),
+                     cpu_seconds=("cpu_seconds", "sum")).round(2))
+    ran = set(zip(jobs["rule"], jobs["job"]))
+    return {
+        "total_seconds": round(dag_span(jobs), 2),
+        "job_seconds": round(float(jobs["seconds"].sum()), 2),
+        "first_job_start": _iso((jobs["ended"] - jobs["seconds"]).min()),
+        "last_job_end": _iso(jobs["ended"].max()),
+        "how": "total_seconds: last job end - earliest job start, from the modification times of Snakemake's "
+               f"benchmark files ({folder}) and their wall seconds; job_seconds: the jobs' wall seconds summed "
+               "(more than total_seconds when jobs ran in parallel). Not counted: Snakemake's start-up and this "
+               "manifest's own job.",
+        "idle_gaps": idle_gaps(jobs),
+        "per_rule": per_rule.to_dict("index"),
+        "jobs": [{"rule": r.rule, "job": r.job, "seconds": r.seconds, "cpu_seconds": r.cpu_seconds,
+                  "max_rss_mb": r.max_rss_mb, "started": _iso(r.ended - r.seconds), "ended": _iso(r.ended)}
+                 for r in jobs.sort_values("ended").itertuples()],
+        # e.g. corrupted_testset where data/ already held the -C set: its time is not in the totals.
+        "jobs_without_benchmark": sorted("/".join(filter(None, job)) for job in expected - ran),
+        "stale_benchmarks": sorted("/".join(filter(None, (r, j))) for r, j in zip(stale["rule"], stale["job"])),
+    }
+
+
+def write_manifest(profile: Profile, cores: int | None) -> dict:
+    manifest = {
+        "profile": {"name": profile.name, "file": str(profile.path), "config_digest": config_digest(profile.cfg),
+                    "setting": describe_setting(profile)},
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": device(),
+        "cores": cores,
+        "wall_time": wall_time(profile),
+        "written": _iso(time.time()),
+    }
+    write_json(manifest_file(profile), manifest)
+    return manifest
+
+
+def _rows(path: Path, keep) -> pd.DataFrame:
+    """The rows of a table csv that `keep` selects, on its first architecture or its `mean` rows if it has them."""
+    df = pd.read_csv(path)
+    if "arch" in df:
+        df = df[df["arch"] == ("mean" if (df["arch"] == "mean").any() else df["arch"].iloc[0])]
+    return df[df["method"].map(keep) & df["ours"].notna()]
+
+
+def headline(profile: Profile) -> str:
+    """The README block: a few of the run's numbers beside the paper's, the claim count, figures and links, all read
+    from outputs/<profile>/ (nothing typed)."""
+    out = profile.outputs
+    tables = out / "tables"
+    rows = []
+    if (tables / "table1_corruption.csv").exists():
+        labels = ("Standard", "APR-P", "APR-S", "APR-SP")
+        for r in _rows(tables / "table1_corruption.csv", lambda m: m in labels).itertuples():
+            rows.append((f"Table 1: mean corruption error % (lower is better), {r.method}", r.ours, r.paper))
+    for name, measure in (("table2_ood", "Table 2: mean OOD AUROC % (higher is better)"),
+                          ("table3_adversarial", "Table 3: AutoAttack accuracy % (higher is better)")):
+        if (tables / f"{name}.csv").exists():
+            measured = _rows(tables / f"{name}.csv", lambda m: True)
+            # The baseline (the table's first row) and APR-SP's row.
+            picked = measured.iloc[[0]] if len(measured) else measured
+            picked = pd.concat([picked, measured[measured["method"].str.endswith("APR-SP")]]).drop_duplicates()
+            rows += [(f"{measure}, {r.method}", r.ours, r.paper) for r in picked.itertuples()]
+    if not rows:
+        raise UserError(f"no tables under {tables}: run `snakemake --cores 4 all --config profile={profile.name}` "
+                        "first")
+
+    def number(value) -> str:
+        return "" if pd.isna(value) else f"{value:.1f}"
+
+    table = ["| result | ours | paper |", "| --- | ---: | ---: |"]
+    table += [f"| {what} | {number(ours)} | {number(paper)} |" for what, ours, paper in rows]
+    claims = pd.read_csv(claims_table(profile)[0], keep_default_na=False)["verdict"].value_counts()
+    manifest = read_json(manifest_file(profile)) if manifest_file(profile).exists() else None
+    archs = ", ".join(dict.fromkeys(run.arch for run in table_runs(profile, "table1_corruption")))
+    label = [DATASET_NAMES.get(profile["dataset"], profile["dataset"]), archs, f"{profile['train']['epochs']} epochs"]
+    if manifest:
+        label.append("GPU" if manifest["device"]["cuda"] else "CPU")
+    lines = [README_START,
+             f"<!-- written by `apr report readme --profile {profile.name}` from {out}/: edit that, not this -->",
+             f"**Headline results: {', '.join(label)} ({profile.name} profile).** {describe_setting(profile)} Ours "
+             "are measurements in this setting; the paper's numbers (its own datasets and models at full scale, "
+             "as each table's caption says; from `params/paper_results.yaml`) stand beside them.", "", *table, "",
+             f"Claims of the paper checked by this run: **{claims.get('holds', 0)} hold, {claims.get('fails', 0)} "
+             f"fail, {claims.get('not run', 0)} not run** ([all claims]({claims_table(profile)[1]})). "
+             f"Every table and figure, ours beside the paper's: [{index_page(profile)}]({index_page(profile)})."]
+    if manifest:
+        wall = manifest["wall_time"]
+        idle = sum(gap["seconds"] for gap in wall["idle_gaps"])
+        device = manifest["device"]
+        machine = device["cuda"] or f"{device['cpu_count']} CPU cores ({device['cpu']})"
+        lines[-1] += (f" The whole run took {wall['total_seconds'] / 60:.1f} min of wall time with "
+                      f"`--cores {manifest['cores']}` on {machine}"
+                      + (f", {idle / 60:.1f} min of it with no job running, between Snakemake invocations" if idle else "")
+                      + f" ([manifest]({manifest_file(profile)})).")
+    for key in ("fig2_amplitude_swap", "fig7_apr_examples"):
+        figure = out / "figures" / f"{section(key).figures[0]}.png"
+        if figure.exists():
+            lines += ["", f"![{section(key).paper}: {section(key).title}]({figure})"]
+    lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
+              "`snakemake --cores 4 all --config profile=cifar` (see [Profiles](#profiles)).", README_END]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, block: str) -> bool:
+    """Put `block` between README's headline markers; True if the file changed."""
+    text = readme.read_text(encoding="utf-8")
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise UserError(f"{readme} needs exactly one {README_START} line and one {README_END} line where the "
+                         "headline goes; add them (once each) and run the command again")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    new = text[:start] + block + text[end:]
+    if new != text:
+        write_text(readme, new)
+    return new != text
+
+
+def readme_block(readme: Path) -> str:
+    text = readme.read_text(encoding="utf-8")
+    return text[text.index(README_START):text.index(README_END) + len(README_END)]

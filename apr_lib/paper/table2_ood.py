@@ -1,0 +1,164 @@
+"""Table 2 (section 5.1, out-of-distribution detection) from this run's `clean` and `ood` metrics files, and its claim
+checks.
+
+`measure` reads one row per run, OOD set and score: test accuracy and every metric of apr_lib.ood_metrics for both
+scores, each named by its positive-class convention. `table2` is the paper's layout: test accuracy and the AUROC of
+each OOD set and their mean per method, ours beside the paper's (SupCLR and CSI carry the paper's numbers only: not
+reproduced here); `table2_detail` holds every metric.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from apr_lib.errors import UserError
+from apr_lib.ood_metrics import CONVENTION, METRICS, SCORES
+from apr_lib.paper.paper_results import load_paper_results, paper_table2
+from apr_lib.paper.report import METHOD_LABELS, Table, claim, describe_setting, load_metrics, measured
+from apr_lib.study.config import Profile, metrics_file, table_runs
+
+KEY = "table2_ood"
+
+# The paper's rows, in its order, and its row names; supclr and csi are not trained here.
+PAPER_ROWS = ("standard", "cutout", "mixup", "apr_p", "supclr", "csi", "apr_s", "apr_sp")
+NOT_REPRODUCED = ("supclr", "csi")
+ROW_LABELS = {"standard": "CE", "cutout": "CE w/ Cutout", "mixup": "CE w/ Mixup", "apr_p": "CE w/ APR-P",
+              "supclr": "SupCLR", "csi": "CSI", "apr_s": "CE w/ APR-S", "apr_sp": "CE w/ APR-SP"}
+PAPER_SETS = ("svhn", "lsun", "imagenet", "lsun_fix", "imagenet_fix", "cifar100")
+SCORE_NAMES = {"msp": "maximum softmax probability", "max_logit": "maximum logit"}
+
+
+def measure(profile: Profile) -> pd.DataFrame:
+    """One row per run, OOD set (and `mean`) and score: test accuracy and every detection metric (%)."""
+    sets = profile["ood"]["sets"]
+    rows = []
+    for run in table_runs(profile, "table2_ood"):
+        (error,) = measured(profile, run, "clean", "error")
+        ood = dict(zip(SCORES, measured(profile, run, "ood", *SCORES)))
+        if set(ood[SCORES[0]]) != {*sets, "mean"}:
+            raise UserError(f"{metrics_file(profile, run, 'ood')} measured the OOD sets "
+                            f"{', '.join(n for n in ood[SCORES[0]] if n != 'mean')}, but the profile's ood.sets are "
+                            f"{', '.join(sets)}. Delete it and re-run `snakemake --cores 4 all`.")
+        rows += [{"arch": run.arch, "method": run.method, "seed": run.seed, "test_acc": 100 - error, "ood_set": name,
+                  "score": score, **ood[score][name]} for score in SCORES for name in [*sets, "mean"]]
+    return pd.DataFrame(rows)
+
+
+def ood_set_names(per_run: pd.DataFrame) -> list[str]:
+    return [name for name in per_run["ood_set"].unique() if name != "mean"]
+
+
+def table2(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: per arch and method, test accuracy and AUROC per OOD set (profile's `ood.score`) and their mean
+    (`ours`), means over seeds, beside the paper's; `mean_<other score>` is our mean AUROC of the other score."""
+    score, other = profile["ood"]["score"], next(s for s in SCORES if s != profile["ood"]["score"])
+    sets = ood_set_names(per_run)
+    paper = paper_table2()
+    auroc = per_run.pivot_table(index=["arch", "method"], columns=["score", "ood_set"], values="auroc", sort=False)
+    accuracy = per_run.groupby(["arch", "method"], sort=False)["test_acc"].mean()
+    rows = []
+    for block, arch in enumerate(per_run["arch"].unique()):
+        ours = {m for a, m in auroc.index if a == arch}
+        paper_only = NOT_REPRODUCED if block == 0 else ()
+        for method in [m for m in PAPER_ROWS if m in ours or m in paper_only] + sorted(ours - set(PAPER_ROWS)):
+            measured_here = method in ours
+            row = {"arch": arch if measured_here else None,
+                   "method": ROW_LABELS.get(method, METHOD_LABELS.get(method, method)),
+                   "test_acc": accuracy[arch, method] if measured_here else None,
+                   "test_acc_paper": paper.get(method, {}).get("test_acc")}
+            for name in sets:
+                row[name] = auroc.loc[(arch, method), (score, name)] if measured_here else None
+                if name in PAPER_SETS:
+                    row[f"{name}_paper"] = paper.get(method, {}).get(name)
+            row["ours"] = auroc.loc[(arch, method), (score, "mean")] if measured_here else None
+            row["paper"] = paper.get(method, {}).get("mean")
+            row[f"mean_{other}"] = auroc.loc[(arch, method), (other, "mean")] if measured_here else None
+            row["note"] = "" if measured_here else "not reproduced: the paper's numbers only"
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.astype(object).where(df.notna(), None)  # None: blank cells in the csv and markdown, not "nan"
+
+
+def table2_detail(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Every metric (%) per arch, method, OOD set and score, means over seeds."""
+    df = per_run.groupby(["score", "arch", "method", "ood_set"], sort=False)[["test_acc", *METRICS]].mean()
+    df = df.reset_index()
+    df["method"] = [ROW_LABELS.get(m, METHOD_LABELS.get(m, m)) for m in df["method"]]
+    return df
+
+
+def _sources(profile: Profile) -> tuple[dict, dict]:
+    first = load_metrics(profile, table_runs(profile, "table2_ood")[0], "ood")
+    return first["sets"], first["in_distribution"]
+
+
+def table2_caption(profile: Profile) -> str:
+    score = profile["ood"]["score"]
+    other = next(s for s in SCORES if s != score)
+    sets, in_dist = _sources(profile)
+    set_text = "; ".join(f"{name}: {sets[name]['source']}" for name in profile["ood"]["sets"])
+    return (f"Table 2: test accuracy (%) and AUROC (%) of separating {in_dist['n']:,} test images from each OOD set "
+            f"by the {SCORE_NAMES[score]} ({score}; the same AUROC whichever class is called positive); `ours` is the "
+            f"mean over the OOD sets, `mean_{other}` the same mean with the {SCORE_NAMES[other]}. "
+            f"Ours: {describe_setting(profile)} OOD sets: {set_text}. "
+            f"Paper (`paper`, `*_paper`): {load_paper_results()['table2']['setting']}; from params/paper_results.yaml. "
+            "SupCLR and CSI are not reproduced: their rows hold the paper's numbers only.")
+
+
+def table2_detail_caption(profile: Profile) -> str:
+    conventions = " ".join(f"{metric}: {text}." for metric, text in CONVENTION.items())
+    return (f"Table 2, every metric (%) for both scores (msp: the paper's; max_logit: the released code's), per OOD "
+            f"set and their mean; means over seeds. {conventions} {describe_setting(profile)}")
+
+
+def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
+    """The direction of Table 2's effects (section 5.1, 'Out-of-Distribution Detection'): mean AUROC over the OOD
+    sets by the profile's score, averaged over archs and seeds (the paper: one ResNet-18)."""
+    score = profile["ood"]["score"]
+    means = per_run[(per_run["score"] == score) & (per_run["ood_set"] == "mean")]
+    ours = means.groupby("method")[["auroc", "test_acc"]].mean()
+    paper = paper_table2()
+    source = "Table 2 (section 5.1)"
+    note = (f"mean AUROC over {len(ood_set_names(per_run))} OOD sets by the {SCORE_NAMES[score]}; "
+            f"{len(profile['seeds'])} seed(s); the direction of the effect only")
+
+    def check(claim_text: str, better: list[str], worse: list[str], holds, extra_note: str = "") -> dict:
+        names = lambda methods: " / ".join(ROW_LABELS[m] for m in methods)
+        measure = f"mean AUROC %, {names(better)} vs {names(worse)}"
+        text = lambda values: f"{' / '.join(values[:len(better)])} vs {' / '.join(values[len(better):])}"
+        paper_text = text([str(paper[m]["mean"]) for m in better + worse])
+        missing = [m for m in better + worse if m not in ours.index]
+        if missing:
+            why = ("not reproduced here: the paper's numbers only" if set(missing) <= set(NOT_REPRODUCED)
+                   else "not in this profile's tables.table2_ood.methods")
+            return claim(claim_text, source, measure, "", paper_text, None, f"{names(missing)}: {why}")
+        auroc = ours["auroc"]
+        return claim(claim_text, source, measure, text([f"{auroc[m]:.1f}" for m in better + worse]), paper_text,
+                     bool(holds(auroc)), note + extra_note)
+
+    accuracy_note = ""
+    if {"apr_p", "cutout"} <= set(ours.index):
+        accuracy_note = (f"; test accuracy {ours.loc['apr_p', 'test_acc']:.1f} vs {ours.loc['cutout', 'test_acc']:.1f} "
+                         f"(paper {paper['apr_p']['test_acc']} vs {paper['cutout']['test_acc']}); holds needs a higher "
+                         "AUROC and a test accuracy at most 1 point lower")
+    reproduced = [m for m in PAPER_ROWS if m not in NOT_REPRODUCED and m in ours.index and m != "apr_sp"]
+    return [
+        check("APR-P consistently improves 2% AUROC than Cutout on CIFAR-10 while maintaining test accuracy.",
+              ["apr_p"], ["cutout"],
+              lambda a: a["apr_p"] > a["cutout"]
+              and ours.loc["apr_p", "test_acc"] >= ours.loc["cutout", "test_acc"] - 1.0, accuracy_note),
+        check("After combining APR based on single and pair images, APR-SP exceeds CSI and gains in almost all "
+              "OOD tasks.",
+              ["apr_sp"], ["csi"], lambda a: a["apr_sp"] > a["csi"]),
+        check("APR-P, APR-S and APR-SP each detect OOD samples better than cross-entropy training (CE).",
+              ["apr_p", "apr_s", "apr_sp"], ["standard"],
+              lambda a: min(a["apr_p"], a["apr_s"], a["apr_sp"]) > a["standard"]),
+        check("APR-SP has the best mean AUROC of the methods in Table 2.", ["apr_sp"], reproduced or ["standard"],
+              lambda a: a["apr_sp"] > max(a[m] for m in reproduced or ["standard"]),
+              f"; SupCLR and CSI (paper {paper['supclr']['mean']} and {paper['csi']['mean']}) are not reproduced, "
+              "so not compared"),
+    ]
+
+
+def tables(profile: Profile, per_run: pd.DataFrame) -> dict[str, Table]:
+    return {KEY: Table(table2(profile, per_run), table2_caption(profile)),
+            "table2_ood_metrics": Table(table2_detail(per_run), table2_detail_caption(profile))}
