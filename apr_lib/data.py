@@ -43,7 +43,7 @@ DATASETS = {
     "cifar10": DatasetInfo("cifar10", 10, 3, 32, _CIFAR_MEAN, _CIFAR_STD, (
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
     "cifar100": DatasetInfo("cifar100", 100, 3, 32, _CIFAR_MEAN, _CIFAR_STD, None),
-    # torchvision's ImageNet mean and std, as the released imagenet.py normalises (facts 1.9); 224 = its crop size.
+    # torchvision's ImageNet mean and std, as the released `imagenet.py` normalises; 224 = its crop size.
     "imagenet": DatasetInfo("imagenet", 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), None),
 }
 # Datasets too big for memory: image folders <root>/<folder>/{train,val}/<class folder>/<image>, read image by
@@ -150,7 +150,7 @@ def image_folder_dir(name: str, root: str | os.PathLike, train: bool) -> Path:
     return folder
 
 
-# ---- Fashion-MNIST: the search order of DESIGN.md ----
+# ---- Fashion-MNIST: files already there, Debian's package, apt-get download, torchvision's download ----
 
 def _ensure_fmnist(root: Path) -> str:
     raw = root / "FashionMNIST" / "raw"

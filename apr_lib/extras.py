@@ -1,7 +1,7 @@
 """Optional dependencies: what a core module needs in one function only, from an extra of the install.
 
 The core install (`pip install apr-companion`) brings torch, torchvision, numpy, scipy, Pillow and tqdm. A few
-functions need more (scikit-image for two corruptions and the blobs OOD set, scikit-learn for OOD metrics and the
+functions need more (scikit-image for three corruptions and the blobs OOD set, scikit-learn for OOD metrics and the
 digits set, pyautoattack for AutoAttack); they import it through `require`, which names the extra to install.
 """
 from __future__ import annotations

@@ -37,8 +37,9 @@ def lr_schedule(optimizer: torch.optim.Optimizer, train_cfg: dict,
     """The profile's `train.schedule`, stepped once per iteration.
 
     step (default): `lr` multiplied by `lr_gamma` at each of `lr_milestones` (the released CIFAR code).
-    cyclic: one triangle from 0 up to `lr` at mid-training and back down to 0 (locuslab's FGSM training, facts 1.8):
-    torch's CyclicLR with locuslab's arguments, so momentum cycles too, from `momentum` down to 0.8 at the peak.
+    cyclic: one triangle from 0 up to `lr` at mid-training and back down to 0 (locuslab's FGSM training, as the
+    released `autoattacks/train_fgsm.py`): torch's CyclicLR with locuslab's arguments, so momentum cycles too, from
+    `momentum` down to 0.8 at the peak.
     """
     if train_cfg.get("schedule", "step") == "cyclic":
         return torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=0.0, max_lr=train_cfg["lr"],

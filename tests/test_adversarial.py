@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 
 ROWS = {"standard@fgsm": "fgsm", "cutout@fgsm": "fgsm_cutout", "apr_p@fgsm_apr_p": "fgsm_apr_p",
         "apr_s@fgsm_apr_s": "fgsm_apr_s", "apr_sp@fgsm_apr_sp": "fgsm_apr_sp"}
-RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90}  # facts 1.8
+RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90}  # docs/released_code.md
 
 
 def fmnist_model() -> nn.Module:

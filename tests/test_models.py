@@ -93,7 +93,7 @@ def test_resnext_counts():
 
 def test_resnet_counts():
     # 11,173,962 parameters for 10 classes: the CIFAR ResNet-18 of kuangliu/pytorch-cifar that the released
-    # APR code copies (facts 1.5); He et al. (2016) Table 1 gives 11.7M for the ImageNet variant (7x7 stem,
+    # APR code copies (its `model/resnet.py`); He et al. (2016) Table 1 gives 11.7M for the ImageNet variant (7x7 stem,
     # 1000 classes).
     assert params("resnet18") == 11_173_962
     # kuangliu/pytorch-cifar's PreActResNet18 has 11,171,146 parameters for 10 classes; locuslab/fast_adversarial's,

@@ -1,4 +1,4 @@
-"""Source notebooks keep no outputs, except the cells nbval checks (DESIGN.md, "Notebooks").
+"""Source notebooks keep no outputs, except the cells nbval checks (README, "Tests and CI").
 
 A cell whose source contains `# NBVAL_CHECK_OUTPUT` keeps its committed, deterministic output, which
 `pytest --nbval-lax` compares with a fresh run; every other cell is stored empty (the executed copies live
