@@ -41,7 +41,8 @@ def autoattack(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     """
     device = next(model.parameters()).device
     x, y = images.float() / 255, labels
-    adversary = require("pyautoattack").AutoAttack(model, device=device, eps=epsilon, norm="Linf", seed=seed, version="standard")
+    adversary = require("pyautoattack").AutoAttack(model, device=device, eps=epsilon, norm="Linf", seed=seed,
+                                                   version="standard")
     with torch.no_grad():
         clean = torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu()
                            for i in range(0, len(x), batch_size)]) == y

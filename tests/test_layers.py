@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from apr_lib import names
+from apr_lib.extras import MissingExtraError, require
 from apr_lib.study.config import REPO_ROOT
 from apr_lib.study.sections import SECTIONS
 
@@ -210,6 +211,12 @@ def test_the_core_imports_none_of_the_pipelines_packages():
                 if line.startswith("import time:")}
     assert "torch" in imported and "apr_lib" in imported  # the timing lists what it should
     assert sorted(imported & set(PIPELINE_PACKAGES)) == []
+
+
+def test_a_package_of_an_extra_is_required_with_the_extra_named():
+    assert require("json.decoder").__name__ == "json.decoder"
+    with pytest.raises(MissingExtraError, match=r'apr_lib_no_such_package.*pip install "apr-companion\[pipeline\]"'):
+        require("apr_lib_no_such_package.sub")
 
 
 def test_the_registries_agree_with_their_torch_free_names():
