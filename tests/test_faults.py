@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from apr_lib.config import REPO_ROOT
+from apr_lib.config import REPO_ROOT, load_profile
+from apr_lib.sections import executed_notebook, section, section_products
 from conftest import tiny_profile
 from test_pipeline import copy_project
 
@@ -72,6 +73,34 @@ def test_killed_snakemake_train_job_resumes_and_ends_as_an_uninterrupted_run(tmp
                for name, project in projects.items()}
     for key, value in weights["uninterrupted"].items():
         torch.testing.assert_close(weights["killed"][key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_the_readmes_command_run_again_after_a_crash_finishes_the_run(tmp_path, fmnist_root):
+    """kill -9 of the whole Snakemake process group while a notebook job writes its executed copy, then the README's
+    way back: `snakemake --unlock`, and the same command as before, with no other flag (README, Resuming)."""
+    project = copy_project(tmp_path / "project")
+    tiny_profile(project, fmnist_root)
+    profile = load_profile(str(project / "params" / "tiny.yaml"))
+    executed = executed_notebook(profile, section("fig6_templates"))
+    target = [str(executed), "--config", "profile=tiny"]
+    process = start_snakemake(project, *target)
+    deadline = time.time() + 240
+    while not (project / executed).exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert (project / executed).exists(), "the notebook job never started writing"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    subprocess.run(["snakemake", "--unlock", "--config", "profile=tiny"], cwd=project, check=True, capture_output=True)
+    # Without the workflow profile (profiles/default) the half-written notebook stops the run: what the profile is for.
+    bare = subprocess.run(["snakemake", "--cores", "1", *target, "--workflow-profile", "none"], cwd=project,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr
+    rerun = finish(start_snakemake(project, *target))
+    assert "Using workflow specific profile profiles/default" in rerun
+    assert not nbformat.read(project / executed, as_version=4).metadata["papermill"]["exception"]
+    assert all((project / path).exists() for path in section_products(profile, section("fig6_templates")))
 
 
 def _set(path: str, value):

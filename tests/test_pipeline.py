@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def copy_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "Snakefile", dest)
-    for folder in ("params", "notebooks"):
+    for folder in ("params", "notebooks", "profiles"):  # profiles/default: the workflow profile every run reads
         shutil.copytree(REPO_ROOT / folder, dest / folder)
     return dest
 
