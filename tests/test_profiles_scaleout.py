@@ -2,11 +2,9 @@
 profiles planned through Snakemake's SLURM executor (profiles/slurm) with the number of jobs each table implies."""
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -64,12 +62,6 @@ def test_profiles_give_each_gpu_rule_one_gpu():
     assert local["resources"]["gpu"] >= 1  # the machine's limit; the Snakefile hands it to the jobs
 
 
-def copy_project_with_profiles(dest: Path) -> Path:
-    project = copy_project(dest)
-    shutil.copytree(REPO_ROOT / "profiles", project / "profiles")
-    return project
-
-
 def job_stats(output: str) -> dict[str, int]:
     """Snakemake's first `Job stats:` table as {rule: count}."""
     table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
@@ -91,7 +83,7 @@ def expected_jobs(profile) -> dict[str, int]:
 def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tmp_path, name):
     if not (REPO_ROOT / "params" / f"{name}.yaml").exists():
         pytest.skip(f"params/{name}.yaml does not exist yet (it comes with the ImageNet/torchrun work)")
-    project = copy_project_with_profiles(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     cfg = yaml.safe_load((project / "params" / f"{name}.yaml").read_text())
     cfg["data_root"] = str(tmp_path / "empty")  # planning needs no data: a cluster's login node may not see it
     (tmp_path / "empty").mkdir()
@@ -112,7 +104,7 @@ def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tm
 
 @pytest.mark.slow
 def test_gpu_local_profile_plans_the_tiny_profile(tmp_path):
-    project = copy_project_with_profiles(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/gpu-local",
                              "--config", "profile=tiny"], cwd=project, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
