@@ -16,7 +16,7 @@ import yaml
 
 from apr_lib.config import REPO_ROOT, load_profile
 from apr_lib.sections import executed_notebook, section, section_products
-from conftest import tiny_profile
+from conftest import HANG_SECONDS, tiny_profile
 from test_pipeline import copy_project
 
 RUN = "fmnist/small_cnn/apr_sp/seed0"
@@ -30,7 +30,7 @@ def start_snakemake(project: Path, *args: str) -> subprocess.Popen:
 
 
 def finish(process: subprocess.Popen) -> str:
-    out, _ = process.communicate(timeout=300)
+    out, _ = process.communicate(timeout=HANG_SECONDS)
     assert process.returncode == 0, out[-4000:]
     return out
 
@@ -45,13 +45,13 @@ def test_killed_snakemake_train_job_resumes_and_ends_as_an_uninterrupted_run(tmp
 
     # The reference: the train rule's own command (same thread count), run straight through.
     reference = subprocess.run(["apr", "train", "--profile", "params/tiny.yaml", "--run", RUN, "--threads", "1"],
-                               cwd=projects["uninterrupted"], capture_output=True, text=True, timeout=300)
+                               cwd=projects["uninterrupted"], capture_output=True, text=True, timeout=HANG_SECONDS)
     assert reference.returncode == 0 and "resuming" not in reference.stdout, reference.stdout + reference.stderr
 
     killed = projects["killed"]
     process = start_snakemake(killed, *target)
     checkpoint = killed / "runs/tiny" / RUN / "checkpoint.pt"
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_SECONDS
     while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert checkpoint.exists(), "no checkpoint appeared"
@@ -85,7 +85,7 @@ def test_the_readmes_command_run_again_after_a_crash_finishes_the_run(tmp_path, 
     executed = executed_notebook(profile, section("fig6_templates"))
     target = [str(executed), "--config", "profile=tiny"]
     process = start_snakemake(project, *target)
-    deadline = time.time() + 240
+    deadline = time.time() + HANG_SECONDS
     while not (project / executed).exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert (project / executed).exists(), "the notebook job never started writing"
@@ -95,7 +95,7 @@ def test_the_readmes_command_run_again_after_a_crash_finishes_the_run(tmp_path, 
     subprocess.run(["snakemake", "--unlock", "--config", "profile=tiny"], cwd=project, check=True, capture_output=True)
     # Without the workflow profile (profiles/default) the half-written notebook stops the run: what the profile is for.
     bare = subprocess.run(["snakemake", "--cores", "1", *target, "--workflow-profile", "none"], cwd=project,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
     assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr
     rerun = finish(start_snakemake(project, *target))
     assert "Using workflow specific profile profiles/default" in rerun
@@ -166,7 +166,7 @@ def test_bad_profile_stops_snakemake_before_any_job_and_leaves_outputs_untouched
     before = tree_bytes(project / "outputs")
     # Not a dry run: a real run that must stop while Snakemake parses the Snakefile, before its first job.
     run = subprocess.run(["snakemake", "--cores", "1", "all", "--config", f"profile={profile}"], cwd=project,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=HANG_SECONDS)
     assert run.returncode != 0 and BAD_PROFILES[fault][1] in run.stdout + run.stderr
     assert "Building DAG of jobs" not in run.stdout + run.stderr
     assert tree_bytes(project / "outputs") == before and not (project / "runs").exists()

@@ -12,6 +12,7 @@ import pytest
 from apr_lib.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.manifest import manifest_file
 from apr_lib.sections import SECTIONS, claims_table, index_page, section_outputs
+from conftest import HANG_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def copy_project(dest: Path) -> Path:
 
 def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["snakemake", "--cores", "2", *args], cwd=project, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=HANG_SECONDS)
 
 
 @pytest.fixture(scope="module")

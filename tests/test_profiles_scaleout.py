@@ -14,6 +14,7 @@ from apr_lib.errors import UserError
 from apr_lib.gpu_slots import claim_gpu_from_env
 from apr_lib.sections import profile_sections
 from test_pipeline import copy_project
+from conftest import HANG_SECONDS
 
 # A job that claims a slot as `apr train` does, says which device it got, and holds it until killed.
 HOLD_A_SLOT = ("from apr_lib.gpu_slots import claim_gpu_from_env; import time; "
@@ -90,7 +91,7 @@ def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tm
     path = project / "params" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/slurm",
-                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True, timeout=300)
+                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stats = job_stats(result.stdout + result.stderr)
     with pytest.MonkeyPatch.context() as mp:
@@ -106,7 +107,7 @@ def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tm
 def test_gpu_local_profile_plans_the_tiny_profile(tmp_path):
     project = copy_project(tmp_path / "project")
     result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/gpu-local",
-                             "--config", "profile=tiny"], cwd=project, capture_output=True, text=True, timeout=300)
+                             "--config", "profile=tiny"], cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
