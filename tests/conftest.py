@@ -6,6 +6,10 @@ import torch
 import yaml
 
 from apr_lib.study.config import REPO_ROOT
+
+# How long a test waits for a subprocess, or for a file a subprocess writes, before calling it hung. A guard against
+# hangs only, never a performance bound: on a loaded 2-core machine these jobs take many times their quiet time.
+HANG_SECONDS = 3600
 from apr_lib.data import ensure_dataset
 
 

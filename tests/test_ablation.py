@@ -16,17 +16,25 @@ from conftest import tiny_profile
 torch.set_num_threads(1)
 
 
-def test_both_fft_modes_give_identical_images_on_one_channel():
+def test_both_fft_modes_give_the_same_images_on_one_channel():
+    # On one channel the 3-D DFT over (1, H, W) is the 2-D DFT: the same numbers in exact arithmetic. The two take
+    # different FFT routines, whose float32 round-off differs by CPU (up to about 1e-6 on images in [0, 1]), so they
+    # are compared to 1e-5, well below one grey level (1/255).
     x = torch.rand(6, 1, 28, 28)
-    assert torch.equal(swap_amplitude(x, x.flip(0), "per_channel"), swap_amplitude(x, x.flip(0), "channel3d"))
+    torch.testing.assert_close(swap_amplitude(x, x.flip(0), "per_channel"), swap_amplitude(x, x.flip(0), "channel3d"),
+                               rtol=0, atol=1e-5)
+
     def aprp(mode):
         return APRP(prob=1.0, mode=mode, generator=torch.Generator().manual_seed(1))(x, torch.zeros(6))[0]
 
-    def aprs(mode):
-        return APRS(swap_prob=1.0, mode=mode, generator=torch.Generator().manual_seed(1))(x)
-
-    for augment in (aprp, aprs):
-        assert torch.equal(augment("per_channel"), augment("channel3d"))
+    torch.testing.assert_close(aprp("per_channel"), aprp("channel3d"), rtol=0, atol=1e-5)
+    # APR-S quantises its recombined images to uint8 levels by truncation: a round-off difference moves a value that
+    # lies on a level boundary (every pixel of an image whose swap changes nothing) to the level below, so pixels may
+    # differ by one level, never by more (on three channels they differ by far more; below).
+    aprs = {mode: APRS(swap_prob=1.0, mode=mode, overflow="clip", generator=torch.Generator().manual_seed(1))(x)
+            for mode in ("per_channel", "channel3d")}
+    difference = (aprs["per_channel"] - aprs["channel3d"]).abs()
+    assert difference.max() <= 1 / 255 + 1e-6
     rgb = torch.rand(2, 3, 8, 8)  # on 3 channels they differ, so the ablation trains both there
     assert not torch.allclose(*(swap_amplitude(rgb, rgb.flip(0), mode) for mode in ("per_channel", "channel3d")))
 

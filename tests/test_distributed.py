@@ -26,6 +26,7 @@ from apr_lib.evaluate import SUITES
 from apr_lib.models import build_run_model
 from apr_lib.runs import load_run, seed_everything
 from apr_lib.study.jobs import launcher
+from conftest import HANG_SECONDS
 
 COLOURS = ((200, 30, 30), (30, 200, 30), (30, 30, 200))  # class k: one solid colour
 RUN = "imagenet/small_cnn/apr_sp/seed0"
@@ -122,7 +123,7 @@ def start_torchrun(project: Path, processes: int) -> subprocess.Popen:
 
 def torchrun(project: Path, processes: int) -> str:
     process = start_torchrun(project, processes)
-    out, _ = process.communicate(timeout=180)
+    out, _ = process.communicate(timeout=HANG_SECONDS)
     assert process.returncode == 0, out
     return out
 
@@ -166,7 +167,7 @@ def test_a_killed_ddp_run_resumes_on_both_processes_and_ends_as_the_uninterrupte
     project = ddp_project(tmp_path)
     process = start_torchrun(project, 2)
     checkpoint = project / "runs/imagenet" / RUN / "checkpoint.pt"
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_SECONDS
     while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert checkpoint.exists(), "no checkpoint appeared"

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from test_explorer import NOTEBOOK, make_project
+from conftest import HANG_SECONDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,7 +31,7 @@ MISSING = [reason for missing, reason in [
 ] if missing]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(MISSING), reason="; ".join(MISSING))]
 
-TIMEOUT_MS = 120_000  # a cold kernel importing torch on a loaded 2-core machine takes its time
+TIMEOUT_MS = HANG_SECONDS * 1000  # a cold kernel importing torch on a loaded 2-core machine takes its time
 
 
 def free_port() -> int:
@@ -56,7 +57,7 @@ def start_voila(notebook: Path, log: Path) -> tuple[subprocess.Popen, str]:
             [sys.executable, "-m", "voila", notebook.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
              "--show_tracebacks=True"], cwd=notebook.parent, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "JUPYTER_RUNTIME_DIR": str(log.parent / "jupyter-runtime")})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HANG_SECONDS
     while time.monotonic() < deadline:  # listening is enough: a GET of the page would start a kernel
         if process.poll() is not None:
             raise AssertionError(f"voila exited with {process.returncode}:\n{log.read_text()[-3000:]}")

@@ -14,8 +14,10 @@ import pytest
 import torch
 import yaml
 
-from apr_lib.study.config import REPO_ROOT
-from conftest import tiny_profile
+from apr_lib.study.config import REPO_ROOT, load_profile
+from apr_lib.study.sections import section
+from apr_lib.study.targets import executed_notebook, section_products
+from conftest import HANG_SECONDS, tiny_profile
 from test_pipeline import copy_project
 
 RUN = "fmnist/small_cnn/apr_sp/seed0"
@@ -29,7 +31,7 @@ def start_snakemake(project: Path, *args: str) -> subprocess.Popen:
 
 
 def finish(process: subprocess.Popen) -> str:
-    out, _ = process.communicate(timeout=300)
+    out, _ = process.communicate(timeout=HANG_SECONDS)
     assert process.returncode == 0, out[-4000:]
     return out
 
@@ -44,13 +46,13 @@ def test_killed_snakemake_train_job_resumes_and_ends_as_an_uninterrupted_run(tmp
 
     # The reference: the train rule's own command (same thread count), run straight through.
     reference = subprocess.run(["apr", "train", "--profile", "params/tiny.yaml", "--run", RUN, "--threads", "1"],
-                               cwd=projects["uninterrupted"], capture_output=True, text=True, timeout=300)
+                               cwd=projects["uninterrupted"], capture_output=True, text=True, timeout=HANG_SECONDS)
     assert reference.returncode == 0 and "resuming" not in reference.stdout, reference.stdout + reference.stderr
 
     killed = projects["killed"]
     process = start_snakemake(killed, *target)
     checkpoint = killed / "runs/tiny" / RUN / "checkpoint.pt"
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_SECONDS
     while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert checkpoint.exists(), "no checkpoint appeared"
@@ -72,6 +74,34 @@ def test_killed_snakemake_train_job_resumes_and_ends_as_an_uninterrupted_run(tmp
                for name, project in projects.items()}
     for key, value in weights["uninterrupted"].items():
         torch.testing.assert_close(weights["killed"][key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_the_readmes_command_run_again_after_a_crash_finishes_the_run(tmp_path, fmnist_root):
+    """kill -9 of the whole Snakemake process group while a notebook job writes its executed copy, then the README's
+    way back: `snakemake --unlock`, and the same command as before, with no other flag (README, Resuming)."""
+    project = copy_project(tmp_path / "project")
+    tiny_profile(project, fmnist_root)
+    profile = load_profile(str(project / "params" / "tiny.yaml"))
+    executed = executed_notebook(profile, section("fig6_templates"))
+    target = [str(executed), "--config", "profile=tiny"]
+    process = start_snakemake(project, *target)
+    deadline = time.time() + HANG_SECONDS
+    while not (project / executed).exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert (project / executed).exists(), "the notebook job never started writing"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    subprocess.run(["snakemake", "--unlock", "--config", "profile=tiny"], cwd=project, check=True, capture_output=True)
+    # Without the workflow profile (profiles/default) the half-written notebook stops the run: what the profile is for.
+    bare = subprocess.run(["snakemake", "--cores", "1", *target, "--workflow-profile", "none"], cwd=project,
+                          capture_output=True, text=True, timeout=HANG_SECONDS)
+    assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout + bare.stderr
+    rerun = finish(start_snakemake(project, *target))
+    assert "Using workflow specific profile profiles/default" in rerun
+    assert not nbformat.read(project / executed, as_version=4).metadata["papermill"]["exception"]
+    assert all((project / path).exists() for path in section_products(profile, section("fig6_templates")))
 
 
 def _set(path: str, value):
@@ -137,7 +167,7 @@ def test_bad_profile_stops_snakemake_before_any_job_and_leaves_outputs_untouched
     before = tree_bytes(project / "outputs")
     # Not a dry run: a real run that must stop while Snakemake parses the Snakefile, before its first job.
     run = subprocess.run(["snakemake", "--cores", "1", "all", "--config", f"profile={profile}"], cwd=project,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=HANG_SECONDS)
     assert run.returncode != 0 and BAD_PROFILES[fault][1] in run.stdout + run.stderr
     assert "Building DAG of jobs" not in run.stdout + run.stderr
     assert tree_bytes(project / "outputs") == before and not (project / "runs").exists()

@@ -9,10 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from apr_lib.study.config import REPO_ROOT, load_profile
 from apr_lib.paper.notebook_outputs import is_checked, strip_unchecked_outputs
+from apr_lib.study.config import REPO_ROOT, load_profile
 from apr_lib.study.sections import SECTIONS
 from apr_lib.study.targets import section_weights
+from conftest import HANG_SECONDS
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -80,7 +81,7 @@ def test_nbval_checked_outputs_are_reproduced(path, tmp_path, fmnist_root):
     shutil.copy(REPO_ROOT / "Snakefile", project)
     (project / "data").symlink_to(fmnist_root, target_is_directory=True)
     result = subprocess.run(["pytest", "-p", "no:cacheprovider", "--nbval-lax", "-q", str(Path("notebooks", path.name))],
-                            cwd=project, capture_output=True, text=True, timeout=600,
+                            cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS,
                             env={**os.environ, "PYTEST_ADDOPTS": ""})
     assert result.returncode == 0, result.stdout[-4000:]
     assert "passed" in result.stdout

@@ -9,10 +9,11 @@ import nbformat
 import pandas as pd
 import pytest
 
-from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.paper.manifest import manifest_file
+from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.study.sections import SECTIONS
 from apr_lib.study.targets import claims_table, index_page, section_outputs
+from conftest import HANG_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +21,14 @@ pytestmark = pytest.mark.slow
 def copy_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "Snakefile", dest)
-    for folder in ("params", "notebooks"):
+    for folder in ("params", "notebooks", "profiles"):  # profiles/default: the workflow profile every run reads
         shutil.copytree(REPO_ROOT / folder, dest / folder)
     return dest
 
 
 def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["snakemake", "--cores", "2", *args], cwd=project, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=HANG_SECONDS)
 
 
 @pytest.fixture(scope="module")

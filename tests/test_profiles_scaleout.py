@@ -2,11 +2,9 @@
 profiles planned through Snakemake's SLURM executor (profiles/slurm) with the number of jobs each table implies."""
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +14,7 @@ from apr_lib.errors import UserError
 from apr_lib.gpu_slots import claim_gpu_from_env
 from apr_lib.study.targets import profile_sections
 from test_pipeline import copy_project
+from conftest import HANG_SECONDS
 
 # A job that claims a slot as `apr train` does, says which device it got, and holds it until killed.
 HOLD_A_SLOT = ("from apr_lib.gpu_slots import claim_gpu_from_env; import time; "
@@ -64,12 +63,6 @@ def test_profiles_give_each_gpu_rule_one_gpu():
     assert local["resources"]["gpu"] >= 1  # the machine's limit; the Snakefile hands it to the jobs
 
 
-def copy_project_with_profiles(dest: Path) -> Path:
-    project = copy_project(dest)
-    shutil.copytree(REPO_ROOT / "profiles", project / "profiles")
-    return project
-
-
 def job_stats(output: str) -> dict[str, int]:
     """Snakemake's first `Job stats:` table as {rule: count}."""
     table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
@@ -91,14 +84,14 @@ def expected_jobs(profile) -> dict[str, int]:
 def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tmp_path, name):
     if not (REPO_ROOT / "params" / f"{name}.yaml").exists():
         pytest.skip(f"params/{name}.yaml does not exist yet (it comes with the ImageNet/torchrun work)")
-    project = copy_project_with_profiles(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     cfg = yaml.safe_load((project / "params" / f"{name}.yaml").read_text())
     cfg["data_root"] = str(tmp_path / "empty")  # planning needs no data: a cluster's login node may not see it
     (tmp_path / "empty").mkdir()
     path = project / "params" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/slurm",
-                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True, timeout=300)
+                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stats = job_stats(result.stdout + result.stderr)
     with pytest.MonkeyPatch.context() as mp:
@@ -112,9 +105,9 @@ def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tm
 
 @pytest.mark.slow
 def test_gpu_local_profile_plans_the_tiny_profile(tmp_path):
-    project = copy_project_with_profiles(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/gpu-local",
-                             "--config", "profile=tiny"], cwd=project, capture_output=True, text=True, timeout=300)
+                             "--config", "profile=tiny"], cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)

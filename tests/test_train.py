@@ -13,7 +13,7 @@ from apr_lib import load_run
 from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, run_dir
 from apr_lib.errors import CheckpointError, TrainingDiverged
 from apr_lib.train import train_run
-from conftest import tiny_profile
+from conftest import HANG_SECONDS, tiny_profile
 
 RUN = "fmnist/small_cnn/apr_sp/seed0"
 
@@ -24,7 +24,7 @@ def apr(*args, cwd, **kwargs):
 
 
 def finish(process) -> str:
-    out, _ = process.communicate(timeout=300)
+    out, _ = process.communicate(timeout=HANG_SECONDS)
     assert process.returncode == 0, out
     return out
 
@@ -40,7 +40,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run
 
     process = apr(*train, cwd=tmp_path / "killed")
     checkpoint = tmp_path / "killed" / "runs" / "tiny" / RUN / "checkpoint.pt"
-    deadline = time.time() + 240
+    deadline = time.time() + HANG_SECONDS
     while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     assert checkpoint.exists(), "no checkpoint appeared"
