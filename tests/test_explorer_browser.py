@@ -2,8 +2,9 @@
 
 Voilà runs on a free loopback port of a temporary copy of the project, with the notebook's `profile` set to tiny
 (as papermill would set it). Playwright drives Chromium from /usr/bin (it never downloads a browser): it waits for
-the widgets, clicks the amplitude slider's track and waits until the recombined image (and the predictions, when
-the tiny runs exist) change. The server and its kernel are stopped by their own process ids.
+the widgets, clicks the amplitude slider's track and waits until the recombined image (and, when the tiny runs
+exist, the predictions and the confidence curves' t marker) change, then uploads a file that is no image and waits
+for the app's message. The server and its kernel are stopped by their own process ids.
 """
 import contextlib
 import importlib.util
@@ -97,7 +98,7 @@ def browser(tmp_path):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tmp_path / "chromium-profile", executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1200, "height": 900})
+            viewport={"width": 1400, "height": 900})
         page, errors = context.new_page(), []
         page.on("pageerror", lambda error: errors.append(str(error)))
         try:
@@ -133,6 +134,13 @@ def test_slider_changes_the_recombined_image_in_the_browser(served_explorer, bro
     readout = page.locator(".apr-amount .widget-readout")
     source, predictions = recombined.get_attribute("src"), page.inner_text(".apr-predictions")
     assert readout.inner_text() == "1.00"
+    curves = page.locator(".apr-curve svg polyline")
+    markers = page.locator(".apr-curve .apr-t-marker")
+    if situation == "trained":  # one panel per model, its top 3 classes each, t marked where the slider is
+        assert curves.count() == 2 * 3 and markers.count() == 2
+        assert markers.first.get_attribute("data-t") == "1.00"
+    else:
+        assert curves.count() == 0
 
     track = page.locator(".apr-amount .noUi-target").bounding_box()
     clicked = time.perf_counter()
@@ -143,16 +151,27 @@ def test_slider_changes_the_recombined_image_in_the_browser(served_explorer, bro
     assert 0 < float(readout.inner_text()) < 0.5
     assert page.evaluate("() => document.querySelector('img.apr-recombined').naturalWidth") > 0  # a real image
 
-    status = page.inner_text(".apr-status")
     if situation == "trained":
         assert "Standard" in predictions and "APR-SP" in predictions
         page.wait_for_function("old => document.querySelector('.apr-predictions').innerText !== old",
                                arg=predictions, timeout=TIMEOUT_MS)
-        assert "No trained" not in status
+        page.wait_for_function("() => document.querySelector('.apr-curve .apr-t-marker').dataset.t !== '1.00'",
+                               timeout=TIMEOUT_MS)
+        assert markers.first.get_attribute("data-t") == readout.inner_text()
+        assert "No trained" not in page.inner_text(".apr-notes")
     else:
         assert predictions.strip() == ""
-        assert "No trained Standard and APR-SP model of the profile 'tiny'" in status
-        assert "snakemake --cores 4 --config profile=tiny runs/tiny/fmnist/small_cnn/standard/seed0/model.pt" in status
+        notes = page.inner_text(".apr-notes")
+        assert "No trained Standard and APR-SP model of the profile 'tiny'" in notes
+        assert "snakemake --cores 4 --config profile=tiny runs/tiny/fmnist/small_cnn/standard/seed0/model.pt" in notes
+
+    # The limits are stated before any upload; a file that is no image is answered in the app, not in a log.
+    assert "at most 8 MB and 25 megapixels" in page.inner_text(".apr-explorer")
+    with page.expect_file_chooser() as chooser:
+        page.locator(".apr-explorer .widget-upload").first.click()
+    chooser.value.set_files(files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a png"}])
+    page.wait_for_selector(".apr-upload-message:has-text('broken.png is not an image PIL can read')",
+                           timeout=TIMEOUT_MS)
     assert not errors, errors
 
     screenshot = tmp_path / f"explorer-{situation}.png"
