@@ -267,7 +267,7 @@ def test_curve_svg_draws_each_models_top_classes_and_marks_t():
     lines = root.findall(f"{ns}polyline")
     assert len(lines) == 4  # two classes per model
     texts = [t.text for t in root.iter(f"{ns}text")]
-    assert {"Standard", "APR-SP"} <= set(texts)
+    assert [t.text for t in root.iter(f"{ns}tspan")] == ["Standard", "APR-SP"]
     assert "b (x's class): 70%" in texts and "a: 30%" in texts  # legend: the confidence at the marked t
     assert "c: 80%" in texts and "d: 20%" in texts
     markers = [line for line in root.iter(f"{ns}line") if line.get("class") == "apr-t-marker"]
@@ -408,6 +408,8 @@ def test_any_test_image_and_the_profiles_ood_sets_are_offered(tmp_path, monkeypa
         torch.testing.assert_close(library.get(f"ood:{name}:7"), pipeline[name].images[7].float() / 255)
         assert library.describe(f"ood:{name}:7") == f"{name} #7: {pipeline[name].source}"
     assert library.true_class("ood:blobs:7") is None and library.key("photo", 1) == "photo:astronaut"
+    assert [library.short_name(key) for key in ("test:9876", "ood:blobs:7", "photo:camera")] == [
+        label, "OOD blobs #7", "photo camera"]
     with pytest.raises(UserError, match="test has 10,000 images, so there is no image #10000"):
         library.key("test", library.count("test"))
     key = library.add_upload("dot.png", png_file(Image.new("L", (8, 8), 90)))
@@ -536,6 +538,7 @@ def test_pickers_reach_any_test_image_and_the_ood_sets(trained_project, monkeypa
     y.collection.value = "ood:digits"
     assert explorer.key(y) == "ood:digits:2" and y.index.max == 99  # the index is kept where the set allows
     assert "scikit-learn" in y.description.value and "Out of distribution: y is not a Fashion-MNIST" in explorer.notes.value
+    assert "y (OOD digits #2)" in explorer.predictions.value
     y.index.value = 99
     y.collection.value = "photo"
     assert explorer.key(y) == f"photo:{PHOTOS[-1]}" and y.index.max == len(PHOTOS) - 1

@@ -314,7 +314,8 @@ def predictions_html(rows: dict[str, dict[str, list[tuple[str, float]]]]) -> str
             for rank, (name, p) in enumerate(cells[c])) + "</td>" for c in columns)
         body += f"<tr style='border-top:1px solid #ddd'><th style='{cell}'>{html.escape(image)}</th>{tds}</tr>"
     # The widget's own line height (28 px) would spread the rows apart.
-    return f"<table style='line-height:1.35;font-size:12px'><tr><th></th>{head}</tr>{body}</table>"
+    return (f"<table style='line-height:1.35;font-size:12px'><tr><th style='{cell}'>top 3 classes</th>{head}</tr>"
+            f"{body}</table>")
 
 
 def curve_svg(ts: Sequence[float], curves: dict[str, torch.Tensor], classes: Sequence[str], t_now: float,
@@ -340,7 +341,8 @@ def curve_svg(ts: Sequence[float], curves: dict[str, torch.Tensor], classes: Seq
         def y(p: float) -> float:
             return top + (1 - p) * height
 
-        parts.append(f"<text x='{x0 + left}' y='14' font-weight='bold'>{html.escape(label)}</text>"
+        parts.append(f"<text x='{x0 + left}' y='14'><tspan font-weight='bold'>{html.escape(label)}</tspan>: "
+                     "confidence against t</text>"
                      f"<rect x='{x(0)}' y='{top}' width='{width}' height='{height}' fill='none' stroke='#999'/>")
         for v in (0, 0.5, 1):
             parts.append(f"<line x1='{x(0)}' x2='{x(1)}' y1='{y(v)}' y2='{y(v)}' stroke='#ddd'/>"
@@ -522,6 +524,13 @@ class ImageLibrary:
     def true_class(self, key: str) -> int | None:
         """The class index of a test image, None for any other."""
         return int(self.test.labels[self.locate(key)[1]]) if key.startswith("test:") else None
+
+    def short_name(self, key: str) -> str:
+        """A few words naming the image: a test image's class, else where it comes from."""
+        collection, index = self.locate(key)
+        if collection == "test":
+            return self.classes[self.true_class(key)]
+        return f"OOD {collection[4:]} #{index}" if collection.startswith("ood:") else key.replace(":", " ", 1)
 
     def describe(self, key: str) -> str:
         """One line saying what the image is: its class, its OOD set's origin, or its file."""
@@ -742,6 +751,15 @@ class Explorer:
         self.fixed = {p.label: {"x": self.curves[p.label][0], "y": reverse[p.label][0],
                                 "swap_xy": self.curves[p.label][-1], "swap_yx": reverse[p.label][1]}
                       for p in self.predictors}
+        keys = {p.role: self.key(p) for p in self.pickers}
+        # The predictions table's rows, in order; x_t's label (None) changes with t.
+        self.rows = {"x": f"x ({self.library.short_name(keys['x'])})", "y": f"y ({self.library.short_name(keys['y'])})",
+                     "mix": None, "swap_xy": "x's phase + y's amplitude", "swap_yx": "y's phase + x's amplitude"}
+        roles: dict[int, list[str]] = {}  # a test image's class -> "x", "y" or both, for the curves' legends
+        for role, key in keys.items():
+            if (c := self.library.true_class(key)) is not None:
+                roles.setdefault(c, []).append(role)
+        self.class_notes = {c: f" ({' and '.join(r)}'s class)" for c, r in roles.items()}
         self._on_mix()
 
     @one_thread()
@@ -755,21 +773,11 @@ class Explorer:
         self._show("mix_amplitude", log_amplitude_view(used.amplitude), f"{amplitude_band} band, t = {t:.2f}")
         if self.predictors:
             now = {p.label: probabilities(p, image) for p in self.predictors}
-            truth = {p.role: self.library.true_class(self.key(p)) for p in self.pickers}
-            rows = {}
-            for name, label in (("x", "x"), ("y", "y"), ("mix", f"x_t, t = {t:.2f}"),
-                                ("swap_xy", "x's phase + y's amplitude"), ("swap_yx", "y's phase + x's amplitude")):
-                if truth.get(name) is not None:
-                    label += f" ({self.classes[truth[name]]})"
-                rows[label] = {p.label: top_classes(now[p.label] if name == "mix" else self.fixed[p.label][name],
-                                                    self.classes) for p in self.predictors}
-            self.predictions.value = predictions_html(rows)
-            roles = {}
-            for role, c in truth.items():
-                if c is not None:
-                    roles.setdefault(c, []).append(role)
-            notes = {c: f" ({' and '.join(r)}'s class)" for c, r in roles.items()}
-            self.curve.value = curve_svg(self.ts.tolist(), self.curves, self.classes, t, notes)
+            self.predictions.value = predictions_html({
+                label or f"x_t, t = {t:.2f}": {p.label: top_classes(now[p.label] if name == "mix" else
+                                                                    self.fixed[p.label][name], self.classes)
+                                               for p in self.predictors} for name, label in self.rows.items()})
+            self.curve.value = curve_svg(self.ts.tolist(), self.curves, self.classes, t, self.class_notes)
         else:
             self.predictions.value = self.curve.value = ""
         self.last_update_ms = (time.perf_counter() - started) * 1000
