@@ -220,19 +220,22 @@ def trained_model(profile: Profile, run: RunSpec) -> torch.nn.Module | None:
         return None
 
 
+def _select(profile: Profile) -> str:
+    """snakemake's option choosing the profile (none for the default)."""
+    return "" if profile.name == "default" else f" --config profile={profile.name}"
+
+
 def train_command(profile: Profile, runs: Sequence[RunSpec]) -> str:
     """The snakemake command that trains just these runs of the profile."""
-    select = "" if profile.name == "default" else f" --config profile={profile.name}"
-    return f"snakemake --cores 4{select} " + " ".join(f"{run_dir(profile, run).as_posix()}/model.pt" for run in runs)
+    return f"snakemake --cores 4{_select(profile)} " + " ".join(f"{run_dir(profile, run).as_posix()}/model.pt" for run in runs)
 
 
 def how_to_train(profile: Profile, missing: list[RunSpec]) -> str:
     """The sentence shown when runs are missing: which, and the command that trains just them."""
-    select = "" if profile.name == "default" else f" --config profile={profile.name}"
     names = " and ".join(MODELS[run.method] for run in missing)
     return (f"No trained {names} model of the profile {profile.name!r} yet, so no predictions are shown. "
             f"Train {'it' if len(missing) == 1 else 'them'} with `{train_command(profile, missing)}` "
-            f"(or the whole profile with `snakemake --cores 4 all{select}`), then re-run this notebook.")
+            f"(or the whole profile with `snakemake --cores 4 all{_select(profile)}`), then re-run this notebook.")
 
 
 def band_runs(profile: Profile) -> dict[tuple[str, str], tuple[RunSpec, tuple[float, float]]]:
@@ -314,7 +317,7 @@ def predictions_html(rows: dict[str, dict[str, list[tuple[str, float]]]]) -> str
             for rank, (name, p) in enumerate(cells[c])) + "</td>" for c in columns)
         body += f"<tr style='border-top:1px solid #ddd'><th style='{cell}'>{html.escape(image)}</th>{tds}</tr>"
     # The widget's own line height (28 px) would spread the rows apart.
-    return (f"<table style='line-height:1.35;font-size:12px'><tr><th style='{cell}'>top 3 classes</th>{head}</tr>"
+    return (f"<table style='line-height:1.35;font-size:12px'><tr><th style='{cell}'>top {TOP} classes</th>{head}</tr>"
             f"{body}</table>")
 
 
@@ -416,14 +419,18 @@ def decode_upload(data: bytes, name: str, channels: int, size: int) -> torch.Ten
                             "megapixel upload limit; shrink it first (it is shrunk to "
                             f"{size} x {size} pixels anyway)")
         picture.load()
+        return fit_to_dataset(picture, channels, size)
+    except UserError:
+        raise
     except Image.DecompressionBombError as e:  # raised by Image.open above twice PIL's pixel limit
         raise UserError(f"{name} is refused as a possible decompression bomb ({e}); upload an image of at most "
                         f"{MAX_PIXELS // 10**6} megapixels") from None
-    except OSError as e:  # UnidentifiedImageError (not an image) is one; a truncated file another
+    # A malformed file fails in PIL's decoders in many ways (UnidentifiedImageError and "truncated" are OSErrors;
+    # ValueError, SyntaxError, ...): each is answered in the app, never only in the kernel's log.
+    except Exception as e:
         reason = "" if isinstance(e, UnidentifiedImageError) else f" ({e})"
         raise UserError(f"{name} is not an image PIL can read{reason}; upload a PNG, JPEG, GIF, BMP, TIFF or WebP "
                         "file") from None
-    return fit_to_dataset(picture, channels, size)
 
 
 class ImageLibrary:
