@@ -7,12 +7,13 @@
 # Target lists, run names and paths come from apr_lib's study layer, which imports no torch, so parsing this file
 # stays light (tested by pytest); the rules only wire them up.
 
+import json
 import os
 
 from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
 from apr_lib.layout import PROVENANCE, corruption_set
 from apr_lib.names import SUITES, config_digest
-from apr_lib.paper.manifest import manifest_file
+from apr_lib.paper.manifest import execution, manifest_file
 from apr_lib.study.config import RUN_PATTERN, RunSpec, check_data_root, load_profile, run_config
 from apr_lib.study.jobs import launcher, suite_inputs
 from apr_lib.study.targets import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
@@ -20,10 +21,6 @@ from apr_lib.study.targets import (claims_table, executed_notebook, index_page, 
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
-# Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N` each train/evaluate job claims one of
-# N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES (SLURM does, per job).
-if "gpu" in workflow.global_resources and workflow.is_main_process:
-    os.environ[GPU_SLOTS_VARIABLE] = str(workflow.global_resources["gpu"].value)
 P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
@@ -33,6 +30,19 @@ DATA = f"{OUT}/metrics/data/{PROFILE['dataset']}.json"
 DATA_READY = f"{PROFILE['data_root']}/.{PROFILE['dataset']}.ready"
 C_SET = corruption_set(PROFILE.cfg)
 SECTIONS = profile_sections(PROFILE)  # the profile's `sections`, else every section of the paper
+
+
+# In the main Snakemake process when the jobs start (only then is the executor known); the jobs inherit its environment
+# (local jobs directly, SLURM jobs through `sbatch --export=ALL`). Nothing in a job's shell command may read the main
+# process's settings (`workflow.cores` is undefined under a cluster executor): they come through here.
+onstart:
+    os.environ["APR_EXECUTION"] = json.dumps(execution(workflow))  # for the manifest
+    # Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N` each train/evaluate job claims one of
+    # N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES. Not on a cluster: SLURM
+    # gives each job its own GPUs.
+    if workflow.local_exec and "gpu" in workflow.global_resources:
+        os.environ[GPU_SLOTS_VARIABLE] = str(workflow.global_resources["gpu"].value)
+
 
 wildcard_constraints:
     run=RUN_PATTERN,
@@ -143,7 +153,12 @@ rule index:
         "apr report index --profile {PROFILE.path}"
 
 
-# Last: the commit, versions, device and wall time (from every job's benchmark file) of what `all` produced.
+# Last: the commit, versions, device, executor and wall time (from every job's benchmark file) of what `all` produced.
+# Local under every executor: it needs the main process's environment (onstart) and git, and takes seconds.
+localrules:
+    manifest,
+
+
 rule manifest:
     input:
         [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
@@ -152,4 +167,5 @@ rule manifest:
     output:
         manifest_file(PROFILE),
     shell:
-        "apr report manifest --profile {PROFILE.path} --cores {workflow.cores}"
+        # APR_EXECUTION: from onstart (empty where it did not run, as under --no-hooks)
+        'apr report manifest --profile {PROFILE.path} --execution "${{APR_EXECUTION:-}}"'

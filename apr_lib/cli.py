@@ -7,7 +7,7 @@
     apr train --profile P --run R [--restart]   train one run (resumes from its checkpoint)
     apr eval --profile P --run R --suite S      evaluate one run (suites: apr_lib.evaluate.SUITES)
     apr report claims|index --profile P         merge the claim checks / write the index page
-    apr report manifest --profile P --cores N   write outputs/P/manifest.json (commit, versions, device, wall time)
+    apr report manifest --profile P             write outputs/P/manifest.json (commit, versions, device, wall time)
     apr report readme --profile P               fill README.md's headline block from outputs/P/
     apr strip-notebooks PATH...                 clear outputs of source notebooks except nbval-checked cells
 
@@ -19,6 +19,7 @@ needs inside its function: `apr list`, `apr check` and `apr report` then start w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -123,12 +124,25 @@ def report_run(profile, args) -> None:
     from apr_lib.paper import manifest
 
     if args.what == "manifest":
-        wall = manifest.write_manifest(profile, args.cores)["wall_time"]
+        written = manifest.write_manifest(profile, _execution(args.execution))
+        wall = written["wall_time"]
         print(f"wrote {manifest.manifest_file(profile)}: {len(wall['jobs'])} jobs, {wall['total_seconds'] / 60:.1f} "
-              f"min of wall time ({wall['job_seconds'] / 60:.1f} min of job time) on {args.cores} cores")
+              f"min of wall time ({wall['job_seconds'] / 60:.1f} min of job time) through Snakemake's "
+              f"{written['execution']['executor']} executor")
         return
     changed = manifest.update_readme(Path("README.md"), manifest.headline(profile))
     print(f"README.md headline {'updated' if changed else 'already up to date'} from {profile.outputs}")
+
+
+def _execution(text: str | None) -> dict | None:
+    """--execution: the JSON the Snakefile passes (apr_lib.paper.manifest.execution); absent or empty outside Snakemake."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--execution {text!r} is not JSON ({e}); it is the Snakefile's record of the run "
+                        "(apr_lib.paper.manifest.execution): leave it out when running `apr report manifest` by hand")
 
 
 def cmd_strip_notebooks(args) -> None:
@@ -168,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_profile(sub.add_parser("report", help="merge claim checks or write the index page"))
     p.add_argument("what", choices=["claims", "index", "manifest", "readme"])
-    p.add_argument("--cores", type=int, default=None, help="manifest: the cores Snakemake ran with")
+    p.add_argument("--execution", default=None, help="manifest: the executor and resource settings of the Snakemake "
+                   "run, as JSON (the Snakefile passes it)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("strip-notebooks", help="clear outputs of source notebooks except nbval-checked cells")

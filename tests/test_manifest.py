@@ -4,11 +4,16 @@ The tiny profile's real manifest and index are checked end to end in tests/test_
 """
 import io
 import os
+import re
 import subprocess
 import tarfile
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from snakemake.cli import parse_set_resources, parse_set_threads
+from snakemake.resources import Resources
+from snakemake.settings.types import ResourceSettings
 
 from apr_lib import cli
 from apr_lib.paper import manifest
@@ -55,21 +60,47 @@ def test_dag_jobs_name_every_job_as_the_snakefile_names_its_benchmark(tiny):
     assert ("evaluate", "train/fmnist/small_cnn/apr_sp/seed0") not in jobs  # train.json comes from `train`
 
 
-def test_manifest_records_commit_profile_versions_device_and_cores(tiny):
+def snakemake_settings(executor: str, **settings) -> SimpleNamespace:
+    """The parts of Snakemake's `workflow` that manifest.execution reads, parsed as Snakemake's command line does."""
+    return SimpleNamespace(executor_plugin=SimpleNamespace(name=executor), resource_settings=ResourceSettings(
+        overwrite_threads=parse_set_threads(settings.pop("set_threads", [])),
+        overwrite_resources=parse_set_resources(settings.pop("set_resources", [])),
+        default_resources=Resources.parse(settings.pop("default_resources", []), allow_expressions=True,
+                                          defaults="full"), **settings))
+
+
+def test_execution_under_a_cluster_executor_records_its_settings_without_cores():
+    slurm = snakemake_settings("slurm", nodes=4, set_threads=["train=1"], set_resources=["train:gpu=0",
+                               "train:mem_mb=3000"], default_resources=["mem_mb=3000", "runtime=60"])
+    assert manifest.execution(slurm) == {  # no --cores (workflow.cores would raise); tmpdir, disk_mb: per job
+        "executor": "slurm", "cores": None, "jobs": 4, "resources": {}, "default_resources": {"mem_mb": 3000,
+        "runtime": 60}, "set_resources": {"train": {"gpu": 0, "mem_mb": 3000}}, "set_threads": {"train": 1}}
+    local = manifest.execution(snakemake_settings("local", cores=2, resources={"gpu": 2}))
+    assert (local["executor"], local["cores"], local["resources"]) == ("local", 2, {"gpu": 2})
+
+
+def test_manifest_records_commit_profile_versions_device_and_execution(tiny):
     write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
-    written = manifest.write_manifest(tiny, cores=2)
+    written = manifest.write_manifest(tiny, manifest.execution(snakemake_settings("local", cores=2)))
     on_disk = pd.read_json(manifest.manifest_file(tiny), typ="series")
-    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "wall_time", "written"}
-    assert written["cores"] == 2 and written["profile"]["name"] == "tiny" and len(written["profile"]["config_digest"]) == 16
+    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "execution", "wall_time", "written"}
+    assert written["cores"] == 2 and written["execution"]["executor"] == "local"
+    assert written["profile"]["name"] == "tiny" and len(written["profile"]["config_digest"]) == 16
     assert written["git"] == {"commit": None, "dirty": None, "note": "not a git checkout"}  # tmp_path has no .git
     assert written["packages"]["torch"] and written["packages"]["apr-companion"] and written["packages"]["python"]
     assert written["device"]["cpu_count"] >= 1 and written["device"]["torch_default_threads"] >= 1
 
 
-def test_manifest_without_benchmarks_names_the_folder_and_the_fix(tiny, capsys):
-    assert cli.main(["report", "manifest", "--profile", str(tiny.path), "--cores", "2"]) == 2
+def test_manifest_without_benchmarks_or_with_a_bad_execution_record_names_the_fix(tiny, capsys):
+    assert cli.main(["report", "manifest", "--profile", str(tiny.path)]) == 2
     assert "no Snakemake benchmark files of this DAG's jobs under runs/tiny/benchmarks: run `snakemake --cores 4 all " \
            "--config profile=tiny` first" in capsys.readouterr().err
+    write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
+    assert cli.main(["report", "manifest", "--profile", str(tiny.path), "--execution", "cores=2"]) == 2
+    assert "--execution 'cores=2' is not JSON" in capsys.readouterr().err
+    assert cli.main(["report", "manifest", "--profile", str(tiny.path), "--execution", ""]) == 0  # by hand
+    assert pd.read_json(manifest.manifest_file(tiny), typ="series")["execution"]["note"] == "not written by a " \
+        "Snakemake run"
 
 
 def write_outputs(profile):
@@ -93,6 +124,23 @@ def test_headline_reads_the_numbers_from_the_tables(tiny):
     assert "Table 3" not in block  # no such table in this run: left out, not invented
     assert "**2 hold, 1 fail, 1 not run**" in block and f"]({index_page(tiny)})" in block
     assert "Headline results: Fashion-MNIST, small_cnn, 2 epochs (tiny profile)" in block
+
+
+def test_headline_says_how_the_jobs_ran_and_names_no_machine_for_a_cluster_run(tiny):
+    write_outputs(tiny)
+    write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
+
+    def how_run() -> tuple[str, str]:
+        block = manifest.headline(tiny)
+        return (re.search(r"Headline results: (.*?) \(tiny profile\)", block).group(1),
+                re.search(r"The whole run took [\d.]+ min of wall time(.*?) \(\[manifest\]", block).group(1))
+
+    manifest.write_manifest(tiny, manifest.execution(snakemake_settings("local", cores=2)))
+    label, how = how_run()
+    assert label.endswith(", CPU") and how.startswith(" with `--cores 2` on ") and "CPU cores" in how
+    manifest.write_manifest(tiny, manifest.execution(snakemake_settings("slurm", nodes=100)))
+    # the manifest's device is the submitting machine, not the jobs': neither it nor CPU/GPU is claimed
+    assert how_run() == ("Fashion-MNIST, small_cnn, 2 epochs", " through Snakemake's `slurm` executor")
 
 
 def test_readme_block_is_replaced_between_the_markers_only(tiny, tmp_path, capsys):

@@ -200,6 +200,7 @@ def test_index_lists_every_output_of_all_and_nothing_else(tiny_project):
 def test_manifest_says_what_made_the_outputs_and_how_long_it_took(tiny_project):
     manifest = json.loads((tiny_project / "outputs/tiny/manifest.json").read_text())
     assert manifest["cores"] == 2 and manifest["profile"]["name"] == "tiny"
+    assert manifest["execution"]["executor"] == "local"  # from the Snakefile's onstart
     assert manifest["git"]["commit"] is None  # the temporary copy is not a git checkout, and says so
     assert {"python", "torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-learn", "pyautoattack",
             "apr-companion"} <= set(manifest["packages"])

@@ -1,5 +1,6 @@
 """Scale-out: one GPU per job on a multi-GPU machine (apr_lib.gpu_slots, profiles/gpu-local), and the paper-scale
-profiles planned through Snakemake's SLURM executor (profiles/slurm) with the number of jobs each table implies."""
+profiles planned through Snakemake's SLURM executor (profiles/slurm, and the tiny profile through profiles/slurm-cpu)
+with the number of jobs each table implies. .ci/slurm runs the tiny profile on a real one-node SLURM cluster."""
 import os
 import re
 import signal
@@ -63,6 +64,16 @@ def test_profiles_give_each_gpu_rule_one_gpu():
     assert local["resources"]["gpu"] >= 1  # the machine's limit; the Snakefile hands it to the jobs
 
 
+def test_cpu_profile_is_the_slurm_profile_without_gpus():
+    slurm, cpu = (yaml.safe_load((REPO_ROOT / f"profiles/{name}/config.yaml").read_text())
+                  for name in ("slurm", "slurm-cpu"))
+    cpu_only = {"slurm-status-command", "default-resources", "set-threads", "set-resources"}
+    assert {k: v for k, v in cpu.items() if k not in cpu_only} == {k: v for k, v in slurm.items() if k not in cpu_only}
+    assert "gpu" not in yaml.safe_dump(cpu)  # no job asks for one (the Snakefile's rules declare none)
+    assert cpu["slurm-status-command"] == "squeue"  # works without SLURM accounting, where sacct fails
+    assert cpu["set-threads"] == {"train": 1, "evaluate": 1}  # the Snakefile's own threads: a local run's results
+
+
 def job_stats(output: str) -> dict[str, int]:
     """Snakemake's first `Job stats:` table as {rule: count}."""
     table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
@@ -80,8 +91,8 @@ def expected_jobs(profile) -> dict[str, int]:
 
 
 @pytest.mark.slow  # ~10 s per profile: Snakemake plans a few hundred jobs
-@pytest.mark.parametrize("name", ["cifar", "imagenet"])
-def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tmp_path, name):
+@pytest.mark.parametrize("cluster, name", [("slurm", "cifar"), ("slurm", "imagenet"), ("slurm-cpu", "tiny")])
+def test_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tmp_path, cluster, name):
     if not (REPO_ROOT / "params" / f"{name}.yaml").exists():
         pytest.skip(f"params/{name}.yaml does not exist yet (it comes with the ImageNet/torchrun work)")
     project = copy_project(tmp_path / "project")
@@ -90,14 +101,15 @@ def test_paper_scale_profile_dry_runs_on_slurm_with_the_jobs_its_tables_imply(tm
     (tmp_path / "empty").mkdir()
     path = project / "params" / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", "profiles/slurm",
-                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True, timeout=HANG_SECONDS)
+    result = subprocess.run(["snakemake", "all", "-n", "--quiet", "rules", "--profile", f"profiles/{cluster}",
+                             "--config", f"profile={name}"], cwd=project, capture_output=True, text=True,
+                            timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stats = job_stats(result.stdout + result.stderr)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
         expected = expected_jobs(load_profile(name))
-    print(f"{name} on SLURM: " + ", ".join(f"{rule} {n}" for rule, n in stats.items()))
+    print(f"{name} on SLURM ({cluster}): " + ", ".join(f"{rule} {n}" for rule, n in stats.items()))
     assert stats.pop("total") == sum(stats.values())
     assert {rule: stats.pop(rule, 0) for rule in expected} == expected
     assert set(stats.values()) == {1}  # data, -C set, claims, index, ...: one job each for the whole profile

@@ -8,6 +8,11 @@ job and this manifest's job. Files of jobs that the current DAG does not have (a
 listed as stale and left out of every total. If the jobs ran in several Snakemake invocations (a resumed or partly
 re-run DAG), the elapsed time includes the pauses between them: the manifest lists every stretch of more than
 IDLE_GAP_SECONDS with no job running, so a reader can tell.
+
+How the jobs ran (`execution`) comes from the main process of the Snakemake run that wrote the manifest: its executor
+and resource settings, read when its jobs start (only then is the executor known) and handed to the manifest's job by
+the Snakefile (its `onstart`). Under a cluster executor `cores` is null (each job has its own) and `device` is the
+machine of that main process, not of the jobs.
 """
 from __future__ import annotations
 
@@ -89,6 +94,25 @@ def dag_jobs(profile: Profile) -> set[tuple[str, str]]:
     return jobs
 
 
+def execution(workflow) -> dict:
+    """What Snakemake's main process knows of where the jobs run: its executor, its `--cores` (local; null under a
+    cluster executor), its `--jobs` and its resource settings. Only settings that every executor defines are read
+    (`workflow.cores` raises without --cores); resources that Snakemake computes per job (tmpdir, disk_mb) are left
+    out."""
+    settings = workflow.resource_settings
+
+    def plain(resources) -> dict:
+        # Snakemake's Resource objects (plain values in older versions); a function has no value outside a job
+        values = {name: getattr(value, "value", value) for name, value in (resources or {}).items()
+                  if not name.startswith("_") and not getattr(value, "is_evaluable", lambda: False)()}
+        return {name: value for name, value in values.items() if isinstance(value, (bool, int, float, str))}
+
+    return {"executor": workflow.executor_plugin.name, "cores": settings.cores, "jobs": settings.nodes,
+            "resources": plain(settings.resources), "default_resources": plain(settings.default_resources),
+            "set_resources": {rule: plain(values) for rule, values in settings.overwrite_resources.items()},
+            "set_threads": plain(settings.overwrite_threads)}
+
+
 def git_state() -> dict:
     """The commit of the working directory and whether files outside outputs/ differ from it (null: not a checkout)."""
     def git(*args: str) -> str | None:
@@ -168,14 +192,17 @@ def wall_time(profile: Profile) -> dict:
     }
 
 
-def write_manifest(profile: Profile, cores: int | None) -> dict:
+def write_manifest(profile: Profile, snakemake_run: dict | None) -> dict:
+    """`snakemake_run`: execution()'s record, or None where `apr report manifest` ran outside Snakemake."""
+    snakemake_run = snakemake_run or {"executor": None, "cores": None, "note": "not written by a Snakemake run"}
     manifest = {
         "profile": {"name": profile.name, "file": str(profile.path), "config_digest": config_digest(profile.cfg),
                     "setting": describe_setting(profile)},
         "git": git_state(),
         "packages": package_versions(),
         "device": device(),
-        "cores": cores,
+        "cores": snakemake_run["cores"],
+        "execution": {key: value for key, value in snakemake_run.items() if key != "cores"},
         "wall_time": wall_time(profile),
         "written": _iso(time.time()),
     }
@@ -222,7 +249,7 @@ def headline(profile: Profile) -> str:
     manifest = read_json(manifest_file(profile)) if manifest_file(profile).exists() else None
     archs = ", ".join(dict.fromkeys(run.arch for run in table_runs(profile, "table1_corruption")))
     label = [DATASET_NAMES.get(profile["dataset"], profile["dataset"]), archs, f"{profile['train']['epochs']} epochs"]
-    if manifest:
+    if manifest and manifest["cores"]:  # a local run: the manifest's device ran the jobs
         label.append("GPU" if manifest["device"]["cuda"] else "CPU")
     lines = [README_START,
              f"<!-- written by `apr report readme --profile {profile.name}` from {out}/: edit that, not this -->",
@@ -235,10 +262,7 @@ def headline(profile: Profile) -> str:
     if manifest:
         wall = manifest["wall_time"]
         idle = sum(gap["seconds"] for gap in wall["idle_gaps"])
-        device = manifest["device"]
-        machine = device["cuda"] or f"{device['cpu_count']} CPU cores ({device['cpu']})"
-        lines[-1] += (f" The whole run took {wall['total_seconds'] / 60:.1f} min of wall time with "
-                      f"`--cores {manifest['cores']}` on {machine}"
+        lines[-1] += (f" The whole run took {wall['total_seconds'] / 60:.1f} min of wall time{_how_run(manifest)}"
                       + (f", {idle / 60:.1f} min of it with no job running, between Snakemake invocations" if idle else "")
                       + f" ([manifest]({manifest_file(profile)})).")
     for key in ("fig2_amplitude_swap", "fig7_apr_examples"):
@@ -248,6 +272,17 @@ def headline(profile: Profile) -> str:
     lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
               "`snakemake --cores 4 all --config profile=cifar` (see [Profiles](#profiles)).", README_END]
     return "\n".join(lines)
+
+
+def _how_run(manifest: dict) -> str:
+    """How the jobs ran, for the headline: on which machine with how many cores (local executor), or through which
+    cluster executor (whose jobs ran on other machines than the manifest's `device`)."""
+    if manifest["cores"]:
+        device = manifest["device"]
+        machine = device["cuda"] or f"{device['cpu_count']} CPU cores ({device['cpu']})"
+        return f" with `--cores {manifest['cores']}` on {machine}"
+    executor = manifest["execution"]["executor"]
+    return f" through Snakemake's `{executor}` executor" if executor else ""
 
 
 def update_readme(readme: Path, block: str) -> bool:
