@@ -23,34 +23,6 @@ import dag_times  # noqa: E402
 import released_reference  # noqa: E402
 
 
-def with_angles(x_phase, x_amplitude, mode):
-    """Eq. (5) as written: the real part of iDFT(|F(x_amplitude)| exp(i angle(F(x_phase))))."""
-    _, phase = amplitude_phase(x_phase, mode)
-    amplitude, _ = amplitude_phase(x_amplitude, mode)
-    return recombine(amplitude, phase, mode)
-
-
-@pytest.mark.parametrize("mode", ["per_channel", "channel3d"])
-@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (4, 1, 7, 9), (3, 3, 5, 6)])
-def test_fast_swap_equals_eq5_with_angles(mode, shape):
-    g = torch.Generator().manual_seed(0)
-    x, other = torch.rand(shape, generator=g, dtype=torch.float64), torch.rand(shape, generator=g, dtype=torch.float64)
-    x[0] = 0  # an all-zero image: every frequency has angle 0, so it takes the partner's amplitude with no phase
-    torch.testing.assert_close(swap_amplitude(x, other, mode), with_angles(x, other, mode))
-    partner = torch.randperm(len(x), generator=g)
-    torch.testing.assert_close(swap_amplitude_with_partners(x, partner, mode), swap_amplitude(x, x[partner], mode))
-    with pytest.raises(ValueError, match=r"partner must hold one index per image, shape \(\d+,\), got \(2,\)"):
-        swap_amplitude_with_partners(x, partner[:2], mode)
-
-
-def test_fast_swap_keeps_float32_and_stays_within_round_off():
-    g = torch.Generator().manual_seed(1)
-    x, other = torch.rand(8, 3, 32, 32, generator=g), torch.rand(8, 3, 32, 32, generator=g)
-    out = swap_amplitude(x, other, "channel3d")
-    assert out.dtype == torch.float32
-    assert (out - with_angles(x.double(), other.double(), "channel3d")).abs().max() < 1e-5
-
-
 def test_reference_apr_p_does_the_library_arithmetic_image_by_image():
     g = torch.Generator().manual_seed(2)
     samples = [(torch.rand(3, 8, 8, generator=g), label) for label in range(6)]
