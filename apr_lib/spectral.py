@@ -134,14 +134,16 @@ def _power(spectrum: torch.Tensor) -> torch.Tensor:
 
 
 def _with_amplitude(spectrum: torch.Tensor, power: torch.Tensor, amplitude_power: torch.Tensor) -> torch.Tensor:
-    """The spectrum with amplitude sqrt(`amplitude_power`) and the phase of `spectrum` (whose |F|^2 is `power`).
+    """The spectrum with amplitude sqrt(`amplitude_power`) and the phase of `spectrum` (whose |F|^2 is `power`,
+    overwritten here: the callers' temporary).
 
     Computed without angles: A exp(i P) = F * A / |F|. Where |F| is zero (|F|^2 == 0) the phase is taken as 0, the
     angle of 0, and the result is A: F and |F|^2 are raised by 1 there. Written with arithmetic only, since masked
     selections over a whole spectrum cost ten times as much on a CPU.
     """
     zero = 1 - power.sign()
-    return (spectrum + zero) * (amplitude_power.sqrt() * (power + zero).rsqrt())
+    scale = power.add_(zero).rsqrt_().mul_(amplitude_power.sqrt())
+    return (spectrum + zero).mul_(scale)
 
 
 def radial_frequency(height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
