@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -23,8 +22,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 
 from apr_lib.augment import APRP, APRS
-from train_resnet18_apr import (APR_P_PROB, BATCH_SIZE, CROP_FILL, CROP_PADDING, DATASETS, EPOCHS, LR, MOMENTUM, SEED,
-                                STATS, WEIGHT_DECAY, accuracy, apr_sp_loss, autocast, load_dataset, small_resnet18)
+from train_resnet18_apr import (APR_P_PROB, BATCH_SIZE, CROP_FILL, CROP_PADDING, DATASETS, EPOCHS, SEED, STATS,
+                                load_dataset, small_resnet18, train)
 
 
 def per_image_transforms(size: int) -> v2.Compose:
@@ -46,27 +45,16 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(SEED)
     test_x, test_y = (t[:args.limit].to(device) for t in load_dataset(args.dataset, args.data_root, False))
-    train = DATASETS[args.dataset](args.data_root, train=True, transform=per_image_transforms(test_x.shape[-1]))
+    train_set = DATASETS[args.dataset](args.data_root, train=True, transform=per_image_transforms(test_x.shape[-1]))
     if args.limit:
-        train = Subset(train, range(args.limit))
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
+        train_set = Subset(train_set, range(args.limit))
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
                         persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
     model = small_resnet18(test_x.shape[1], 10, *STATS[args.dataset]).to(device, memory_format=torch.channels_last)
     aprp = APRP(prob=APR_P_PROB, generator=torch.Generator(device).manual_seed(SEED))
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
-    for epoch in range(args.epochs):
-        started = time.perf_counter()
-        for x, y in loader:
-            with autocast(device):
-                loss = apr_sp_loss(model, x.to(device, non_blocking=True), y.to(device, non_blocking=True), aprp)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f}, test accuracy "
-              f"{accuracy(model, test_x, test_y):.4f}, {time.perf_counter() - started:.1f} s", flush=True)
+    batches = lambda: ((x.to(device, non_blocking=True), y.to(device, non_blocking=True)) for x, y in loader)
+    train(model, batches, len(loader), args.epochs, aprp, test_x, test_y)
 
 
 if __name__ == "__main__":

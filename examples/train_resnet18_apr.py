@@ -81,8 +81,24 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images)
 
 
-def autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def train(model: nn.Module, batches, steps_per_epoch: int, epochs: int, aprp: APRP, test_x: torch.Tensor,
+          test_y: torch.Tensor) -> None:
+    """SGD with the hyperparameters above on the float batches (x in [0, 1], labels) that `batches()` yields in
+    each epoch, reporting the test accuracy after each."""
+    device = test_x.device
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        for x, y in batches():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = apr_sp_loss(model, x, y, aprp)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy "
+              f"{accuracy(model, test_x, test_y):.4f}, {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -106,22 +122,14 @@ def main() -> None:
     aprp = APRP(prob=APR_P_PROB, generator=generator)  # keep_clean: the model sees clean and recombined images
 
     steps_per_epoch = max(1, len(train_x) // args.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
-    for epoch in range(args.epochs):
-        started = time.perf_counter()
+
+    def batches():
         order = torch.randperm(len(train_x), device=device, generator=generator)
         for step in range(steps_per_epoch):
             batch = order[step * args.batch_size:(step + 1) * args.batch_size]
-            x = crop_flip(aprs(train_x[batch]).float() / 255)  # APR-S on uint8 images, as PIL ops would
-            with autocast(device):
-                loss = apr_sp_loss(model, x, train_y[batch], aprp)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f}, test accuracy "
-              f"{accuracy(model, test_x, test_y):.4f}, {time.perf_counter() - started:.1f} s", flush=True)
+            yield crop_flip(aprs(train_x[batch]).float() / 255), train_y[batch]  # APR-S on uint8, as PIL ops
+
+    train(model, batches, steps_per_epoch, args.epochs, aprp, test_x, test_y)
 
 
 if __name__ == "__main__":
