@@ -22,7 +22,7 @@ from torch import nn
 from torchvision import tv_tensors
 
 from apr_lib.augment.ops import (OPS, PATHS, _constant, _draw_device, apply_ops, check_ops, check_severity,
-                                 default_path, draw_ops, to_pixels)
+                                 default_path, draw_ops, settle_heap, to_pixels)
 from apr_lib.spectral import MODES, swap_amplitude_with_partners, swap_stacked
 
 OVERFLOWS = ("wrap", "clip")
@@ -120,6 +120,7 @@ class APRP(nn.Module):
                              f"the DataLoader, where v2.MixUp and v2.CutMix go)")
         images = x.float() / 255 if x.dtype == torch.uint8 else x
         path = default_path(x.device) if self.path == "auto" else self.path
+        settle_heap(x.device)
         gen_device = _draw_device(self.generator, x.device)
         recombined = images
         if path == "sync_free":  # draw and recombine always, keep the result or not
@@ -183,6 +184,7 @@ class APRS(nn.Module):
         uint8 = batch.dtype == torch.uint8
         pixels = batch.float() if uint8 else to_pixels(batch)
         path = default_path(x.device) if self.path == "auto" else self.path
+        settle_heap(x.device)
         out = self._grouped(pixels, uint8) if path == "grouped" else self._sync_free(pixels, uint8)
         out = out.to(torch.uint8) if uint8 else (out / 255).to(batch.dtype)
         return _like(out if x.ndim == 4 else out[0], x)

@@ -78,6 +78,27 @@ def _draw_device(generator, device="cpu"):
     return generator.device if generator is not None else torch.device(device)
 
 
+def settle_heap(device: torch.device) -> None:
+    """On a CPU: free one 16 MiB block, once per process, so that the C heap keeps the memory of freed temporaries.
+
+    glibc's malloc returns heap memory to the system when more free memory than twice its largest freed block lies
+    at the top, and serves blocks above that block's size by fresh mappings; both adapt upward as larger blocks are
+    freed (mallopt(3), dynamic mmap threshold). A batch of augmentation temporaries (several MiB) would otherwise be
+    faulted in again on every batch, which doubles the cost of APR's CPU path on a small machine. A model's own
+    activations raise the threshold the same way during training; this does it before the first batch. Elsewhere
+    (other allocators) it is one large allocation, freed at once, and nothing more. Allocating does not touch the
+    pages, so it costs no faults.
+    """
+    if device.type == "cpu":
+        _free_a_large_block()
+
+
+@functools.cache
+def _free_a_large_block() -> None:
+    block = torch.empty(16 << 20, dtype=torch.uint8)
+    del block
+
+
 @functools.lru_cache(maxsize=None)
 def _constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A small constant tensor, made once per device: building it from Python values on every call would copy it
@@ -360,6 +381,7 @@ def random_op(x, severity=3, ops=OPS, generator=None, path=None):
     ops = check_ops(ops)
     check_severity(severity)
     path = path or default_path(x.device)
+    settle_heap(x.device)
     code, level = draw_ops(len(x), x.shape[-2:], severity, ops, generator, path, x.device)
     pixels = to_pixels(x)
     return (apply_ops(pixels, code.to(x.device), level.to(pixels), ops, path) / 255).to(x.dtype)
