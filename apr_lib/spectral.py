@@ -107,25 +107,41 @@ def half_spectrum(x: torch.Tensor, mode: str) -> torch.Tensor:
         return torch.fft.rfft2(x)
     if channels != 3:
         return torch.fft.rfftn(x, dim=(-3, -2, -1))
-    red, green, blue = x.unbind(-3)
-    others = green + blue
-    real = torch.fft.rfft2(torch.stack([red + others, red - 0.5 * others, (blue - green) * _SIN_60], -3))
-    imaginary = real[..., 2:, :, :] * 1j
-    return torch.cat([real[..., :1, :, :], real[..., 1:2, :, :] + imaginary, real[..., 1:2, :, :] - imaginary], -3)
+    # In place on one copy (fewer large temporaries): planes a, b, c from red, green, blue.
+    planes = x.clone()
+    a, b, c = planes.unbind(-3)
+    others, difference = b + c, c - b
+    b.copy_(a).sub_(others, alpha=0.5)
+    a.add_(others)
+    c.copy_(difference).mul_(_SIN_60)
+    spectrum = torch.fft.rfft2(planes)
+    real, plus, minus = spectrum.unbind(-3)  # R(a), R(b), R(c) -> R(a), R(b) + i R(c), R(b) - i R(c)
+    minus.mul_(1j)
+    plus.add_(minus)
+    minus.mul_(-2).add_(plus)
+    return spectrum
 
 
 def from_half_spectrum(spectrum: torch.Tensor, mode: str, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """The real image (..., C, H, W) of a Hermitian spectrum given as `half_spectrum` lays it out."""
+    """The real image (..., C, H, W) of a Hermitian spectrum given as `half_spectrum` lays it out. With "channel3d"
+    on RGB the spectrum is overwritten (it is the swap's temporary)."""
     channels = spectrum.shape[-3]
     if mode == "per_channel" or channels == 1:
         return torch.fft.irfft2(spectrum, s=size)
     if channels != 3:
         return torch.fft.irfftn(spectrum, s=(channels, *size), dim=(-3, -2, -1))
-    zero, plus, minus = spectrum.unbind(-3)
-    # a, 2b and 2c: the real planes' spectra are G_0, (G_1 + G_2) / 2 and (G_1 - G_2) / 2i
-    a, b2, c2 = torch.fft.irfft2(torch.stack([zero, plus + minus, (plus - minus) * -1j], -3), s=size).unbind(-3)
-    mean_others, half_difference = (a - 0.5 * b2) / 3, c2 / (4 * _SIN_60)
-    return torch.stack([(a + b2) / 3, mean_others - half_difference, mean_others + half_difference], -3)
+    # The spectra of the planes a, 2b, 2c: G_0, G_1 + G_2 and (G_1 - G_2) / i
+    _, plus, minus = spectrum.unbind(-3)
+    plus.add_(minus)
+    minus.mul_(-2).add_(plus).mul_(-1j)
+    planes = torch.fft.irfft2(spectrum, s=size)
+    a, b2, c2 = planes.unbind(-3)  # in place again: red, green, blue from a, 2b, 2c
+    mean_others = (a - 0.5 * b2).div_(3)  # (green + blue) / 2
+    c2.mul_(1 / (4 * _SIN_60))  # (blue - green) / 2
+    a.add_(b2).div_(3)
+    b2.copy_(mean_others).sub_(c2)
+    c2.add_(mean_others)
+    return planes
 
 
 def _power(spectrum: torch.Tensor) -> torch.Tensor:

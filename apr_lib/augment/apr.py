@@ -54,7 +54,7 @@ def _quantize(levels: torch.Tensor, overflow: str) -> torch.Tensor:
     """Float levels to the 256 uint8 levels as `ndarray.astype(np.uint8)` truncates them; "wrap" takes values
     outside 0..255 modulo 256 as that cast does, "clip" clamps them."""
     levels = torch.trunc(levels)
-    return torch.remainder(levels, 256) if overflow == "wrap" else levels.clamp(0, 255)
+    return levels.sub_(torch.floor(levels / 256).mul_(256)) if overflow == "wrap" else levels.clamp_(0, 255)
 
 
 def to_uint8_levels(x: torch.Tensor, overflow: str) -> torch.Tensor:
@@ -197,8 +197,9 @@ class APRS(nn.Module):
 
     def _recombine(self, view: torch.Tensor, distracter: torch.Tensor, phase_from_view: torch.Tensor) -> torch.Tensor:
         """Amplitude of one, phase of the other, per image (the released code builds both and keeps one)."""
-        pair = torch.stack([torch.where(phase_from_view, view, distracter),
-                            torch.where(phase_from_view, distracter, view)])
+        pair = torch.empty((2, *view.shape), dtype=view.dtype, device=view.device)
+        torch.where(phase_from_view, view, distracter, out=pair[0])
+        torch.where(phase_from_view, distracter, view, out=pair[1])
         return _quantize(swap_stacked(pair, self.mode), self.overflow)
 
     def _grouped(self, pixels: torch.Tensor, uint8: bool) -> torch.Tensor:
