@@ -12,17 +12,21 @@ from apr_lib.config import RUN_PATTERN, RunSpec, check_data_root, config_digest,
 from apr_lib.corrupted_sets import PROVENANCE
 from apr_lib.distributed import launcher
 from apr_lib.evaluate import SUITES, corruption_set, suite_inputs
-from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
+from apr_lib.gpu_slots import JOBS_PER_GPU_VARIABLE, SLOTS_VARIABLE as GPU_SLOTS_VARIABLE, gpu_slot_count
 from apr_lib.manifest import manifest_file
 from apr_lib.sections import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
                               section_outputs, section_products, section_weights)
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
-# Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N` each train/evaluate job claims one of
-# N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES (SLURM does, per job).
+# Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N jobs_per_gpu=J` each train/evaluate job
+# claims one of N x J slots on the N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES
+# (SLURM does, per job); Snakemake then runs N x J such jobs at once.
 if "gpu" in workflow.global_resources and workflow.is_main_process:
-    os.environ[GPU_SLOTS_VARIABLE] = str(workflow.global_resources["gpu"].value)
+    GPUS, JOBS_PER_GPU = (workflow.global_resources.get(name).value for name in ("gpu", "jobs_per_gpu"))
+    JOBS_PER_GPU = 1 if JOBS_PER_GPU is None else JOBS_PER_GPU
+    workflow.register_resource("gpu", gpu_slot_count(GPUS, JOBS_PER_GPU))
+    os.environ.update({GPU_SLOTS_VARIABLE: str(GPUS), JOBS_PER_GPU_VARIABLE: str(JOBS_PER_GPU)})
 P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
