@@ -33,22 +33,24 @@ OPS = ("autocontrast", "equalize", "posterize", "rotate", "solarize",
 ALL_OPS = OPS + ("color", "contrast", "brightness", "sharpness")
 
 # How AugMix turns its per-image draw ``sample ~ U(0.1, severity)`` into each op's level, in the units apply_op
-# takes, and whether the level then gets a random sign (p = 0.5). ``int(...)`` in the reference is a floor here
-# (sample > 0). image_size is the image side along the op's axis: 32 for CIFAR, 224 for ImageNet.
+# takes: level = offset + scale * [floor](sample * multiplier / 10), in that order of operations (so the levels are
+# those of the reference's expressions exactly), then a random sign (p = 0.5) where the op has one. ``int(...)`` in
+# the reference is the floor here (sample > 0). "side" is the image side along the op's axis / 3 (32 for CIFAR, 224
+# for ImageNet). Columns: multiplier, offset, scale, floored, signed.
 _LEVELS = {
-    "autocontrast": (lambda sample, image_size: torch.zeros_like(sample), False),
-    "equalize": (lambda sample, image_size: torch.zeros_like(sample), False),
-    "posterize": (lambda sample, image_size: 4 - torch.floor(sample * 4 / 10), False),  # bits kept
-    "rotate": (lambda sample, image_size: torch.floor(sample * 30 / 10), True),  # degrees, counter-clockwise
-    "solarize": (lambda sample, image_size: 256 - torch.floor(sample * 256 / 10), False),  # threshold
-    "shear_x": (lambda sample, image_size: sample * 0.3 / 10, True),  # shear factor
-    "shear_y": (lambda sample, image_size: sample * 0.3 / 10, True),
-    "translate_x": (lambda sample, image_size: torch.floor(sample * (image_size / 3) / 10), True),  # pixels
-    "translate_y": (lambda sample, image_size: torch.floor(sample * (image_size / 3) / 10), True),
-    "color": (lambda sample, image_size: sample * 1.8 / 10 + 0.1, False),  # enhancement factor
-    "contrast": (lambda sample, image_size: sample * 1.8 / 10 + 0.1, False),
-    "brightness": (lambda sample, image_size: sample * 1.8 / 10 + 0.1, False),
-    "sharpness": (lambda sample, image_size: sample * 1.8 / 10 + 0.1, False),
+    "autocontrast": (0, 0, 0, False, False),
+    "equalize": (0, 0, 0, False, False),
+    "posterize": (4, 4, -1, True, False),  # bits kept: 4 - int(sample * 4 / 10)
+    "rotate": (30, 0, 1, True, True),  # degrees, counter-clockwise
+    "solarize": (256, 256, -1, True, False),  # threshold: 256 - int(sample * 256 / 10)
+    "shear_x": (0.3, 0, 1, False, True),  # shear factor
+    "shear_y": (0.3, 0, 1, False, True),
+    "translate_x": ("side", 0, 1, True, True),  # pixels
+    "translate_y": ("side", 0, 1, True, True),
+    "color": (1.8, 0.1, 1, False, False),  # enhancement factor: sample * 1.8 / 10 + 0.1
+    "contrast": (1.8, 0.1, 1, False, False),
+    "brightness": (1.8, 0.1, 1, False, False),
+    "sharpness": (1.8, 0.1, 1, False, False),
 }
 _MAX_SEVERITY = 10  # AugMix's levels are fractions of severity / 10
 PATHS = ("grouped", "sync_free")
@@ -333,28 +335,31 @@ def draw_ops(batch_size, size, severity=3, ops=OPS, generator=None, path="groupe
 def _draw_levels(choice, ops, severity, size, generator, path):
     """The level of each image's op ops[choice[i]] (see `draw_ops`), on choice's device."""
     batch_size, draw_device = len(choice), choice.device
-    signed = tuple(_LEVELS[name][1] for name in ops)
+    height, width = size
+    table = [_LEVELS[name] for name in ops]
     if path == "sync_free":
         uniform = torch.rand(batch_size, generator=generator, device=draw_device, dtype=torch.float64)
         flip = torch.rand(batch_size, generator=generator, device=draw_device)
     else:
         on_host = choice.cpu()
         uniform_parts, flip_parts = [], []
-        for count, has_sign in zip(torch.bincount(on_host, minlength=len(ops)).tolist(), signed):
+        for count, (*_, signed) in zip(torch.bincount(on_host, minlength=len(ops)).tolist(), table):
             if count:
                 uniform_parts.append(torch.rand(count, generator=generator, device=draw_device, dtype=torch.float64))
-                flip_parts.append(torch.rand(count, generator=generator, device=draw_device) if has_sign
+                flip_parts.append(torch.rand(count, generator=generator, device=draw_device) if signed
                                   else torch.zeros(count, device=draw_device))
         by_op = torch.argsort(on_host, stable=True).to(draw_device)  # the image of each value drawn, op by op
         uniform = torch.empty(batch_size, dtype=torch.float64, device=draw_device).index_copy_(
             0, by_op, torch.cat(uniform_parts))
         flip = torch.empty(batch_size, device=draw_device).index_copy_(0, by_op, torch.cat(flip_parts))
-    sample = 0.1 + (severity - 0.1) * uniform
-    height, width = size
-    levels = torch.stack([_LEVELS[name][0](sample, height if name == "translate_y" else width) for name in ops])
-    level = levels.gather(0, choice[None])[0]
-    negative = (flip > 0.5) & _constant(signed, torch.bool, draw_device).gather(0, choice)
-    return torch.where(negative, -level, level).float()
+    sides = {name: (height if name == "translate_y" else width) / 3 for name in ops}  # the op's axis
+    columns = _constant(tuple((sides[name] if multiplier == "side" else multiplier, offset, scale, floored, signed)
+                              for name, (multiplier, offset, scale, floored, signed) in zip(ops, table)),
+                        torch.float64, draw_device)[choice].unbind(-1)
+    multiplier, offset, scale, floored, signed = columns
+    raw = (0.1 + (severity - 0.1) * uniform) * multiplier / 10
+    level = offset + scale * torch.where(floored > 0, torch.floor(raw), raw)
+    return torch.where((flip > 0.5) & (signed > 0), -level, level).float()
 
 
 def default_path(device):
