@@ -248,6 +248,12 @@ def test_shape_dtype_and_range_are_preserved(channels, dtype):
     assert not torch.equal(out, x)
 
 
+@pytest.mark.parametrize("path", ops.PATHS)
+def test_an_empty_batch_gives_an_empty_batch(path):  # AugMix's chains can all end before its last step
+    empty = torch.rand(0, 3, 8, 8)
+    assert random_op(empty, 3, ALL_OPS, torch.Generator().manual_seed(0), path=path).shape == empty.shape
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda x: apply_op(x, "invert", torch.zeros(2)), "'invert'"),
     (lambda x: apply_op(x, "rotate", torch.zeros(3)), "shape (2,)"),

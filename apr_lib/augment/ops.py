@@ -12,9 +12,10 @@ Conventions that make the results match PIL on uint8 images:
   the input at ``A @ (x + .5, y + .5) + t`` (pixel-edge coordinates), edge pixels are replicated within the
   image and anything sampled outside it is black.
 
-The ops fall into three families that each run as one batched computation with a per-image op and level: the
-point ops (autocontrast, equalize, posterize, solarize) as a 256-entry lookup table per image and channel, the
-geometric ops as one affine resampling, and PIL's enhancements as one blend with a per-image degenerate image.
+The ops fall into four families that each run as one batched computation with a per-image op and level: the point
+ops (autocontrast, posterize, solarize) as a 256-entry lookup table per image and channel, equalize (a table from
+each channel's histogram), the geometric ops as one affine resampling, and PIL's enhancements as one blend with a
+per-image degenerate image.
 `random_op` has two paths with one result distribution: "grouped" (the default on a CPU) runs each family on its
 own images only, which takes host synchronisations to find them, and draws exactly as earlier versions did;
 "sync_free" (the default elsewhere) runs every family present on the whole batch and selects per image, so a GPU
@@ -35,8 +36,8 @@ ALL_OPS = OPS + ("color", "contrast", "brightness", "sharpness")
 # How AugMix turns its per-image draw ``sample ~ U(0.1, severity)`` into each op's level, in the units apply_op
 # takes: level = offset + scale * [floor](sample * multiplier / 10), in that order of operations (so the levels are
 # those of the reference's expressions exactly), then a random sign (p = 0.5) where the op has one. ``int(...)`` in
-# the reference is the floor here (sample > 0). "side" is the image side along the op's axis / 3 (32 for CIFAR, 224
-# for ImageNet). Columns: multiplier, offset, scale, floored, signed.
+# the reference is the floor here (sample > 0). "side" is a third of the image side along the op's axis (the side is
+# 32 for CIFAR, 224 for ImageNet). Columns: multiplier, offset, scale, floored, signed.
 _LEVELS = {
     "autocontrast": (0, 0, 0, False, False),
     "equalize": (0, 0, 0, False, False),
@@ -262,8 +263,8 @@ def apply_ops(pixels, code, level, ops=ALL_OPS, path="grouped"):
     if path not in PATHS:
         raise ValueError(f"path={path!r} is not one of {PATHS}")
     families = [family for names, family in _FAMILIES if any(name in ops for name in names)]
-    if len(families) == 1:
-        return families[0](pixels, code, level)
+    if len(families) == 1 or len(pixels) == 0:  # (no images: no family has a minimum to find)
+        return families[0](pixels, code, level) if len(pixels) else pixels.clone()
     if path == "sync_free":
         family_of = _family_of(code)
         out = None
@@ -342,7 +343,8 @@ def _draw_levels(choice, ops, severity, size, generator, path):
         flip = torch.rand(batch_size, generator=generator, device=draw_device)
     else:
         on_host = choice.cpu()
-        uniform_parts, flip_parts = [], []
+        uniform_parts = [torch.empty(0, dtype=torch.float64, device=draw_device)]  # (for an empty batch)
+        flip_parts = [torch.empty(0, device=draw_device)]
         for count, (*_, signed) in zip(torch.bincount(on_host, minlength=len(ops)).tolist(), table):
             if count:
                 uniform_parts.append(torch.rand(count, generator=generator, device=draw_device, dtype=torch.float64))
