@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import apr_lib
 from apr_lib.data import DATASETS
 from apr_lib.methods import TrainingMethod
 from common import SHAPES, load_average, machine, median, method_config, print_table, write_result
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="operations listed per row")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--label", default="", help="what was profiled, recorded in the result (e.g. an older commit)")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/augment_profile.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -71,7 +73,8 @@ def main() -> None:
                 f"augmentation at batch {args.batch_size}, one thread; load {load_average()}")
     summary = "; ".join(f"{r['method']} {r['shape']}: {r['cpu_ms_per_batch']:.1f} CPU ms per batch, top "
                         f"{r['top_ops'][0]['op']} {r['top_ops'][0]['share']:.0%}" for r in rows)
-    write_result("augment_profile", info, {**vars(args), "out": str(args.out)}, rows, summary, args.out)
+    settings = {**vars(args), "out": str(args.out), "apr_lib": str(Path(apr_lib.__file__).parent)}
+    write_result("augment_profile", info, settings, rows, summary, args.out)
 
 
 if __name__ == "__main__":
