@@ -21,6 +21,7 @@ SHAPE_COLUMNS = {"fmnist": "Fashion-MNIST 1x28x28", "cifar": "CIFAR 3x32x32"}
 METHOD_NAMES = {"apr_p": "APR-P", "apr_s": "APR-S", "apr_sp": "APR-SP", "augmix": "AugMix", "standard": "Standard"}
 GOALS = {("pipeline", "apr_sp"): 10, ("transform", "apr_sp"): 4}  # issue 18's goals, batched / per image
 ARCH_NAMES = {"resnet18": "ResNet-18", "wrn40_2": "WRN-40-2"}
+CIFAR_TRAIN_IMAGES = 50_000
 
 
 def _load(name: str, results: Path) -> dict | None:
@@ -88,9 +89,9 @@ def gpu_check(result: dict | None) -> str:
                      for a in archs]
             if any(cells):
                 mode = {"off": "", "default": ", torch.compile", "reduce-overhead": ", torch.compile + CUDA graphs"}
+                share = "waiting for the workers" if method == "apr_sp_released" else "augmentation"
                 lines.append(f"| {label}{mode[compiled]} | " + " | ".join(
-                    f"{_rate(r['images_per_s'])} (augmentation {r['augment_share']:.0%} of the step)"
-                    if r and r.get("augment_share") is not None else (_rate(r["images_per_s"]) if r else "-")
+                    f"{_rate(r['images_per_s'])} ({share} {r['augment_share']:.0%} of the step)" if r else "-"
                     for r in cells) + " |")
     packing = [r for r in result.get("packing", []) if r["status"] == "ok"]
     for arch in archs:
@@ -100,10 +101,19 @@ def gpu_check(result: dict | None) -> str:
                          + ", ".join(f"{r['processes']}: {_rate(r['aggregate_images_per_s'])}" for r in curve)
                          + " |" + " |" * (len(archs) - 1))
     sync = result.get("sync_free", {})
+    epochs = ", ".join(f"{r['arch']} {METHOD_NAMES[r['method']]} {CIFAR_TRAIN_IMAGES / r['images_per_s']:.0f} s"
+                       for r in ok if r["compile"] == "off" and r["method"] in ("standard", "apr_sp"))
+    hours = "; ".join(
+        f"{name} ({h['trainings']} trainings): " + (
+            f"{h['gpu_hours_one_job_per_gpu']:.1f} GPU-hours one job per GPU, {h['gpu_hours_packed']:.1f} with "
+            f"{result['best_jobs_per_gpu']} jobs per GPU" if h["gpu_hours_one_job_per_gpu"] is not None
+            else f"not estimated ({', '.join(h['unmeasured_archs'])} not measured)")
+        for name, h in result.get("gpu_hours", {}).items())
     return ("\n".join(lines) + f"\n\n{result['machine']['gpu']}, bf16 autocast, channels_last; commit "
             f"{(result['machine']['commit'] or 'unknown')[:8]}, {result['machine']['date'][:10]}. Host "
             f"synchronisations in our APR-SP augmentation (torch.cuda.set_sync_debug_mode): "
-            f"{sync.get('detail', 'not checked')}.\n")
+            f"{sync.get('detail', 'not checked')}. One CIFAR-10 epoch, one process: {epochs}. Estimated (other "
+            f"methods timed by their number of model inputs per image, see benchmarks/gpu_check.py): {hours}.\n")
 
 
 BLOCKS = {"augment_throughput": augment_throughput, "train_overhead": train_overhead, "gpu_check": gpu_check}
