@@ -10,7 +10,7 @@
 import json
 import os
 
-from apr_lib.gpu_slots import SLOTS_VARIABLE as GPU_SLOTS_VARIABLE
+from apr_lib.gpu_slots import JOBS_PER_GPU_VARIABLE, SLOTS_VARIABLE as GPU_SLOTS_VARIABLE, gpu_slot_count
 from apr_lib.layout import PROVENANCE, corruption_set
 from apr_lib.names import SUITES, config_digest
 from apr_lib.paper.manifest import execution, manifest_file
@@ -21,6 +21,15 @@ from apr_lib.study.targets import (claims_table, executed_notebook, index_page, 
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
+# Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N jobs_per_gpu=J` each train/evaluate job
+# claims one of N x J slots on the N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES
+# (SLURM does, per job); Snakemake then runs N x J such jobs at once.
+GPUS = JOBS_PER_GPU = None
+if "gpu" in workflow.global_resources and workflow.is_main_process:
+    GPUS, JOBS_PER_GPU = (workflow.global_resources.get(name).value for name in ("gpu", "jobs_per_gpu"))
+    JOBS_PER_GPU = 1 if JOBS_PER_GPU is None else JOBS_PER_GPU
+    workflow.register_resource("gpu", gpu_slot_count(GPUS, JOBS_PER_GPU))
+
 P = PROFILE.name
 OUT = f"outputs/{P}"
 BENCH = f"runs/{P}/benchmarks"  # wall time and memory of every job (Snakemake's benchmark files)
@@ -37,11 +46,9 @@ SECTIONS = profile_sections(PROFILE)  # the profile's `sections`, else every sec
 # process's settings (`workflow.cores` is undefined under a cluster executor): they come through here.
 onstart:
     os.environ["APR_EXECUTION"] = json.dumps(execution(workflow))  # for the manifest
-    # Several GPUs on one machine (profiles/gpu-local): with `--resources gpu=N` each train/evaluate job claims one of
-    # N devices itself (apr_lib.gpu_slots), since Snakemake sets no CUDA_VISIBLE_DEVICES. Not on a cluster: SLURM
-    # gives each job its own GPUs.
-    if workflow.local_exec and "gpu" in workflow.global_resources:
-        os.environ[GPU_SLOTS_VARIABLE] = str(workflow.global_resources["gpu"].value)
+    # The GPU slots above, for local jobs only: SLURM gives each job its own GPUs.
+    if workflow.local_exec and GPUS is not None:
+        os.environ.update({GPU_SLOTS_VARIABLE: str(GPUS), JOBS_PER_GPU_VARIABLE: str(JOBS_PER_GPU)})
 
 
 wildcard_constraints:

@@ -1,40 +1,50 @@
-"""Augmentation throughput: apr_lib's batched augmentations against the released code's per-image pipeline.
+"""Augmentation throughput on the CPU: apr_lib's batched augmentations against the released code's per-image ones.
 
-    python benchmarks/augment_throughput.py                 # a few minutes on 2 CPU cores
-    python benchmarks/augment_throughput.py --device cuda   # batched on the GPU, the reference on the CPU cores
+    python benchmarks/augment_throughput.py                    # both levels, both shapes (about 10 minutes, 2 cores)
+    python benchmarks/augment_throughput.py --wait-quiet 1800  # first wait (up to 30 min) for a quiet machine
 
-For APR-P, APR-S, APR-SP and AugMix, on Fashion-MNIST-shaped (1x28x28) and CIFAR-shaped (3x32x32) synthetic
-uint8 images with the settings of `common.method_config` (the cost of these ops does not depend on content), it
-times a pass over the same images through
-- batched: `TrainingMethod(method).augment` on batches of a uint8 tensor on `--device`, as `apr train` runs it;
-- per image: `released_reference.released_style_loader`, a DataLoader with one single-threaded worker per core
-  (`--workers`), as the released code's loaders;
-both producing the model's inputs (crop and flip included, APR-P's clean half, AugMix's three views). The repeats
-of the two alternate, so load from other users hits both alike; throughput is input images per second (median over
-repeats) and the speed-up is the median of the paired per-repeat ratios.
+Two levels, each on Fashion-MNIST-shaped (1x28x28) and CIFAR-shaped (3x32x32) synthetic uint8 images with the
+settings of `common.method_config` (the released code's; the cost of these ops does not depend on content):
 
-On the CPU the batched path runs on one torch thread by default (`--threads`): on a shared, oversubscribed machine
-two OpenMP threads spin at every barrier while the other is descheduled (on the 2-core development machine at load
-10, APR-S took 280 ms per batch on two threads against 34 ms on one); one thread against a worker per core is also
-the comparison least favourable to the batched path.
+- pipeline: the model's inputs per batch, crop and flip included. Per image: `released_reference.py`'s DataLoader
+  (a worker per core: PIL ops, NumPy FFTs, PIL crop and flip, ToTensor, collation), then APR-P batched in torch in
+  the training process as released. Batched: `TrainingMethod(method).augment` on whole batches, as `apr train` runs
+  it, in a DataLoader with the same number of worker processes (each item a batch).
+- transform: APR-S (and APR-SP: APR-S, then APR-P) alone. Per image: the released algorithm with PIL ops and NumPy
+  FFTs in a pool of one process per core. Batched: `APRS` (and `APRP`) on batches, in an equal pool.
+
+Both sides use every core through processes with one thread each, and return nothing but a count at the transform
+level, so only the way the work is done differs. The repeats of the two sides alternate; throughput is input images
+per second (median over repeats) and the speed-up is the median of the paired per-repeat ratios.
+
+Other processes' CPU use is measured over each level (`common.Interference`); above `--max-others-cores` the result
+is marked busy and, unless `--allow-busy`, not written (exit status 3). `benchmarks/readme_tables.py` writes the
+README's table from the result.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import sys
 import time
+from contextlib import ExitStack
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from PIL import Image
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
+from apr_lib.augment import APRP, APRS
 from apr_lib.data import DATASETS
 from apr_lib.methods import TrainingMethod
-from common import SHAPES, machine, median, method_config, print_table, write_result
-from released_reference import released_style_loader
+from common import SHAPES, Interference, machine, median, method_config, print_table, wait_for_quiet, write_result
+from released_reference import apr_p_per_image, apr_s, released_batches, released_style_loader
 
-METHODS = ("apr_p", "apr_s", "apr_sp", "augmix")
+LEVELS = ("pipeline", "transform")
+METHODS = {"pipeline": ("apr_p", "apr_s", "apr_sp", "augmix"), "transform": ("apr_s", "apr_sp")}
 
 
 def synthetic_images(count: int, channels: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,46 +53,129 @@ def synthetic_images(count: int, channels: int, size: int, seed: int = 0) -> tup
     return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 10, count)
 
 
-def time_batched(method: TrainingMethod, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
-    started = time.perf_counter()
-    order = torch.randperm(len(images), device=images.device)
-    for step in range(len(images) // batch_size):
-        batch = order[step * batch_size:(step + 1) * batch_size]
-        method.augment(images[batch], labels[batch])
-    if images.device.type == "cuda":
-        torch.cuda.synchronize(images.device)
-    return time.perf_counter() - started
+def as_batch(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> (N, C, H, W)."""
+    tensor = torch.from_numpy(images)
+    return tensor[:, None] if tensor.ndim == 3 else tensor.permute(0, 3, 1, 2).contiguous()
 
 
-def time_loader(loader) -> float:
+# --- pipeline level --------------------------------------------------------------------------------------------
+
+class BatchedAugment(Dataset):
+    """Item = the model's inputs for one batch (a list of indices), by `TrainingMethod.augment`, made in a worker."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, method: str, config: dict):
+        self.images, self.labels, self.method, self.config = images, labels, method, config
+        self.training = None  # built in each worker, with its own seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, batch: list[int]):
+        if self.training is None:
+            self.training = TrainingMethod(self.method, self.config, torch.Generator().manual_seed(torch.initial_seed()))
+        index = torch.tensor(batch)
+        return self.training.augment(self.images[index], self.labels[index])
+
+
+def batched_loader(images: np.ndarray, labels: np.ndarray, method: str, config: dict, batch_size: int,
+                   workers: int) -> DataLoader:
+    dataset = BatchedAugment(as_batch(images), torch.from_numpy(labels), method, config)
+    sampler = BatchSampler(RandomSampler(dataset), batch_size, drop_last=True)
+    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
+def seconds_per_pass(batches) -> float:
     started = time.perf_counter()
-    for _ in loader:
+    for _ in batches:
         pass
     return time.perf_counter() - started
 
 
-def measure(shape: str, method_name: str, args) -> dict:
-    config = method_config(method_name, shape)
-    channels, size = DATASETS[config["dataset"]].channels, DATASETS[config["dataset"]].size
-    images, labels = synthetic_images(args.images, channels, size)
-    train = config["train"]
-    loader = released_style_loader(images, labels, method_name, args.batch_size, args.workers,
-                                   train["crop_padding"], train["crop_fill"])
-    device = torch.device(args.device)
-    tensor_images = torch.from_numpy(images).view(len(images), size, size, channels).permute(0, 3, 1, 2).to(device)
-    tensor_labels = torch.from_numpy(labels).to(device)
-    method = TrainingMethod(method_name, config, torch.Generator(device).manual_seed(0))
-    n = len(images) // args.batch_size * args.batch_size
-    time_loader(loader), time_batched(method, tensor_images, tensor_labels, args.batch_size)  # warm-up
-    reference, batched = [], []
+def pipeline_pair(shape: str, method: str, args):
+    """(per-image pass, batched pass): callables that each run one pass over the images and return its seconds."""
+    config = method_config(method, shape)
+    info, train = DATASETS[config["dataset"]], config["train"]
+    images, labels = synthetic_images(args.images, info.channels, info.size)
+    reference = released_style_loader(images, labels, method, args.batch_size, args.workers, train["crop_padding"],
+                                      train["crop_fill"])
+    batched = batched_loader(images, labels, method, config, args.batch_size, args.workers)
+    prob = config.get("apr", {}).get("p_prob")  # AugMix has no APR-P
+    return lambda: seconds_per_pass(released_batches(reference, method, prob)), lambda: seconds_per_pass(batched)
+
+
+# --- transform level -------------------------------------------------------------------------------------------
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def per_image_chunk(task) -> int:
+    """The released APR-S (then APR-P, for APR-SP) image by image: PIL ops and NumPy FFTs."""
+    images, method, prob, seed = task
+    np.random.seed(seed)
+    random.seed(seed)
+    out = np.stack([np.asarray(apr_s(Image.fromarray(image))) for image in images])
+    if method == "apr_sp":
+        floats = out.astype(np.float32) / 255
+        apr_p_per_image(floats if floats.ndim == 4 else floats[:, None], prob)
+    return len(out)
+
+
+def batched_chunk(task) -> int:
+    """APRS (then APRP, for APR-SP) on the whole chunk, with the released settings."""
+    images, method, apr, seed = task
+    generator = torch.Generator().manual_seed(seed)
+    aprs = APRS(severity=apr["s_severity"], mode=apr["fft_mode"], swap_prob=apr["s_swap_prob"],
+                distracter=apr["s_distracter"], overflow=apr["s_overflow"], generator=generator)
+    x = aprs(as_batch(images).float() / 255)
+    if method == "apr_sp":
+        APRP(prob=apr["p_prob"], mode=apr["fft_mode"], generator=generator)(x, torch.zeros(len(x), dtype=torch.long))
+    return len(x)
+
+
+def transform_pair(shape: str, method: str, args, pools):
+    config = method_config(method, shape)
+    info, apr = DATASETS[config["dataset"]], config["apr"]
+    images, _ = synthetic_images(args.images, info.channels, info.size)
+    chunks = [images[i:i + args.batch_size] for i in range(0, len(images) - args.batch_size + 1, args.batch_size)]
+    seeds = iter(range(10 ** 9))  # fresh draws in every pass
+
+    def timed(pool, function, setting):
+        started = time.perf_counter()
+        pool.map(function, [(chunk, method, setting, next(seeds)) for chunk in chunks], chunksize=1)
+        return time.perf_counter() - started
+
+    per_image_pool, batched_pool = pools
+    return lambda: timed(per_image_pool, per_image_chunk, apr["p_prob"]), lambda: timed(batched_pool, batched_chunk, apr)
+
+
+# --- both ------------------------------------------------------------------------------------------------------
+
+def measure(level: str, shape: str, method: str, args, pools) -> dict:
+    per_image, batched = (pipeline_pair(shape, method, args) if level == "pipeline"
+                          else transform_pair(shape, method, args, pools))
+    n = args.images // args.batch_size * args.batch_size
+    per_image(), batched()  # warm-up: workers started, caches filled
+    reference, ours = [], []
     for _ in range(args.repeats):
-        reference.append(n / time_loader(loader))
-        batched.append(n / time_batched(method, tensor_images, tensor_labels, args.batch_size))
-    del loader  # ends its workers
-    return {"shape": shape, "method": method_name, "per_image_img_s": median(reference),
-            "batched_img_s": median(batched),
-            "speedup": median([b / r for b, r in zip(batched, reference)]),
-            "per_image_runs": reference, "batched_runs": batched}
+        reference.append(n / per_image())
+        ours.append(n / batched())
+    return {"level": level, "shape": shape, "method": method, "per_image_img_s": median(reference),
+            "batched_img_s": median(ours), "speedup": median([b / r for b, r in zip(ours, reference)]),
+            "per_image_runs": reference, "batched_runs": ours}
+
+
+def run_level(level: str, args) -> tuple[list[dict], dict]:
+    jobs = [(shape, method) for shape in args.shapes for method in METHODS[level] if method in args.methods]
+    with ExitStack() as stack:
+        pools = [stack.enter_context(Pool(args.workers, initializer=_one_thread)) for _ in range(2)
+                 if level == "transform"]
+        interference = stack.enter_context(Interference(args.max_others_cores))
+        rows = [measure(level, shape, method, args, pools) for shape, method in jobs]
+    print(f"{level} level: " + ", ".join(f"{r['shape']} {r['method']} {r['speedup']:.2f}x" for r in rows), flush=True)
+    return rows, interference.record()
 
 
 def main() -> None:
@@ -90,27 +183,42 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2048, help="images per timed pass")
     parser.add_argument("--batch-size", type=int, default=128, help="the released code's batch size")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the batched path (see above)")
-    parser.add_argument("--device", default="cpu", help="where the batched path runs: cpu or cuda")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="DataLoader workers of the reference")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes per side (one per core)")
+    parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS["pipeline"]), choices=list(METHODS["pipeline"]))
+    parser.add_argument("--max-load", type=float, default=0.5, help="the quiet machine's 1-minute load average")
+    parser.add_argument("--wait-quiet", type=float, default=0, help="seconds to wait for a load below --max-load")
+    parser.add_argument("--max-others-cores", type=float, default=0.25,
+                        help="CPU (in cores) other processes may use while a level runs before it counts as busy")
+    parser.add_argument("--allow-busy", action="store_true", help="write a busy machine's result, marked busy")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/augment_throughput.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)  # the main process only iterates; the work happens in the worker processes
+    if not wait_for_quiet(args.max_load, args.wait_quiet):
+        print(f"the 1-minute load stayed at or above {args.max_load} for {args.wait_quiet:.0f} s; measuring anyway "
+              f"(the result records how busy it was)", flush=True)
     info = machine()
-    rows = [measure(shape, name, args) for shape, name in
-            tqdm([(s, m) for s in args.shapes for m in args.methods], desc="augment throughput", disable=None)]
-    where = (f"batched on {info['gpu'] if args.device.startswith('cuda') else 'the CPU'}, "
-             f"per image on {args.workers} CPU workers")
+    rows, interference = [], {}
+    for level in args.levels:
+        level_rows, interference[level] = run_level(level, args)
+        rows += level_rows
+    busy = any(record["busy"] for record in interference.values())
     print_table([{k: v for k, v in row.items() if not k.endswith("_runs")} for row in rows],
-                f"Augmentation throughput, input images/s (median of {args.repeats}); {where}; "
-                f"load {info['load_average_at_start']}")
+                f"Augmentation throughput, input images/s (median of {args.repeats}), {args.workers} processes a side; "
+                f"other processes' CPU use: " + ", ".join(f"{level} {r['others_cores']} cores"
+                                                         for level, r in interference.items()))
     sp = [row for row in rows if row["method"] == "apr_sp"]
-    summary = f"{where}: " + ("; ".join(f"APR-SP {row['shape']}: batched {row['speedup']:.1f}x the per-image "
-                                        f"reference ({row['batched_img_s']:.0f} vs {row['per_image_img_s']:.0f} img/s)"
-                                        for row in sp) or "no APR-SP row measured")
-    write_result("augment_throughput", info, {**vars(args), "out": str(args.out)}, rows, summary, args.out)
+    summary = "; ".join(f"APR-SP {row['level']} level, {row['shape']}: batched {row['speedup']:.1f}x the per-image "
+                        f"reference ({row['batched_img_s']:.0f} vs {row['per_image_img_s']:.0f} img/s)" for row in sp)
+    if busy:
+        summary = "BUSY MACHINE, not a clean measurement: " + summary
+        if not args.allow_busy:
+            print(f"\n{summary}\nnot written: other processes used more than {args.max_others_cores} cores "
+                  f"(--allow-busy writes it marked busy)")
+            sys.exit(3)
+    write_result("augment_throughput", info, {**vars(args), "out": str(args.out)}, rows, summary or "no APR-SP row",
+                 args.out, busy=busy, interference=interference)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 Benchmarks are scripts, not tests (`python benchmarks/<name>.py`): each prints a table and writes
 `benchmarks/results/<name>.json` through `write_result`. Timings on a shared machine are noisy, so the scripts
-interleave the repeats of the variants they compare, report medians, and record the load average before and after.
+interleave the repeats of the variants they compare, report medians, and record the load average before and after;
+the CPU benchmarks also measure how much CPU other processes took while they ran (`Interference`) and refuse to
+write a result taken on a busy machine.
 """
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +48,82 @@ def _version(package: str) -> str | None:
 
 def load_average() -> list[float] | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def wait_for_quiet(max_load: float, max_wait_s: float, poll_s: float = 30) -> bool:
+    """Poll the 1-minute load average until it is below `max_load` or `max_wait_s` have passed; True if quiet."""
+    deadline = time.monotonic() + max_wait_s
+    while (load := load_average()) is not None and load[0] >= max_load:
+        if time.monotonic() + poll_s > deadline:
+            return False
+        print(f"1-minute load {load[0]} >= {max_load}: waiting {poll_s:.0f} s for a quieter machine", flush=True)
+        time.sleep(poll_s)
+    return True
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has spent outside idle and iowait (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and its descendants: the living ones (/proc/<pid>/stat utime + stime) and the
+    children that have ended and been waited for (getrusage), which no longer appear in /proc."""
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _tree_cpu_seconds(os.getpid()) + ended.ru_utime + ended.ru_stime
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of process `root` and every living descendant."""
+    children, seconds = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += seconds.get(pid, 0.0)
+        stack += children.get(pid, [])
+    return total
+
+
+class Interference:
+    """How much CPU other processes used while the block ran, in cores (Linux /proc), and the load averages.
+
+    `others_cores` = (CPU time of all processes - that of this process and its children) / wall time: 0 on a quiet
+    machine whatever the benchmark itself uses, unlike the load average, which counts the benchmark too. Children
+    that end within the block count as this process's once they have been waited for (DataLoader and Pool workers
+    are).
+    """
+
+    def __init__(self, max_others_cores: float):
+        self.max_others_cores = max_others_cores
+
+    def __enter__(self) -> Interference:
+        self.load_before = load_average()
+        self.started, self.busy_before, self.ours_before = time.monotonic(), _busy_cpu_seconds(), _own_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.monotonic() - self.started
+        self.ours_seconds = _own_cpu_seconds() - self.ours_before
+        self.others_cores = max(0.0, (_busy_cpu_seconds() - self.busy_before - self.ours_seconds) / wall)
+        self.load_after = load_average()
+
+    def record(self) -> dict:
+        busy = self.others_cores > self.max_others_cores
+        return {"load_average_before": self.load_before, "load_average_after": self.load_after,
+                "others_cores": round(self.others_cores, 3), "max_others_cores": self.max_others_cores, "busy": busy,
+                "note": (f"other processes used {self.others_cores:.2f} cores on average while this ran (limit "
+                         f"{self.max_others_cores}): the ratios are not a clean measurement") if busy else
+                        "quiet: other processes used at most the limit of CPU while this ran"}
 
 
 def machine() -> dict:

@@ -1,18 +1,20 @@
-"""Per-image augmentation written the way the released code works, as the baseline `augment_throughput.py` beats.
+"""Augmentation written the way the released code works, as the baseline `augment_throughput.py` measures against.
 
 The released APR and AugMix code augments one PIL image at a time inside a torch Dataset, in DataLoader worker
-processes (facts 1.3 and 3): a PIL operation per image, NumPy FFTs per image, torchvision's PIL crop and flip,
-ToTensor, then collation. This module rewrites that pipeline from the facts (not from the released files):
+processes (released code: `datasets/APR.py`, `datasets/augmentations.py`, `datasets/transforms.py`): a PIL operation
+per image, NumPy FFTs per image, torchvision's PIL crop and flip, ToTensor, then collation; APR-P then runs on each
+collated batch in torch, in the training process (released code: `core/train.py`, `mix_data`). This module rewrites
+that pipeline from the paper and the released code's description, not from its files:
 
-- AugMix's PIL operations with their level rules (facts 3), drawn with NumPy's global RNG as there;
-- APR-S (facts 1.3): one op at severity 3; with p = 0.5 that image is returned, otherwise a second op applied to
-  it gives the distracter, both recombinations are built from `fftshift(fftn(uint8 array))` (a 3-D FFT on RGB)
-  and one is kept at random, cast straight to uint8 (imaginary part dropped, out-of-range values wrap);
-- AugMix (facts 3): `width` chains of 1-3 ops, Dirichlet chain weights, a Beta mixing weight, on preprocessed
-  tensors; the JSD triple (clean, view 1, view 2) per image;
-- APR-P per image with NumPy FFTs, in the collate function of the workers. (The released code runs APR-P batched
-  in torch on the GPU; the issue asks for a per-image NumPy reference, which is what a CPU pipeline in the style of
-  the released loaders does.) With p = 0.6 per batch, the partner from one permutation, the clean batch kept.
+- AugMix's PIL operations with their level rules, drawn with NumPy's global RNG as there;
+- APR-S: one op at severity 3; with p = 0.5 that image is returned, otherwise a second op applied to it gives the
+  distracter, both recombinations are built from `fftshift(fftn(uint8 array))` (a 3-D FFT on RGB) and one is kept
+  at random, cast straight to uint8 (imaginary part dropped, out-of-range values wrap);
+- AugMix: `width` chains of 1-3 ops, Dirichlet chain weights, a Beta mixing weight, on preprocessed tensors; the
+  JSD triple (clean, view 1, view 2) per image;
+- APR-P as released, batched in torch (`mix_data`): with p = 0.6 per batch, the partner from one permutation,
+  amplitude and angle of a 3-D FFT, the clean batch kept (`released_batches`); and, for the transform-level
+  comparison, the same algorithm image by image with NumPy FFTs (`apr_p_per_image`).
 
 Crop and flip come after APR-S and before AugMix, each as in the released transforms. Each worker is
 single-threaded (torch's DataLoader sets one thread per worker; NumPy's FFT is single-threaded).
@@ -94,7 +96,7 @@ AUGMIX_OPS = (_autocontrast, _equalize, _posterize, _rotate, _solarize, _shear_x
 
 
 def apr_s(image: Image.Image) -> Image.Image:
-    """APR-S on one PIL image, as released (facts 1.3)."""
+    """APR-S on one PIL image, as released (released code: `datasets/APR.py`)."""
     single = np.random.choice(AUGMIX_OPS)(image, SEVERITY)
     if random.uniform(0, 1) > 0.5:
         return single
@@ -111,7 +113,7 @@ def apr_s(image: Image.Image) -> Image.Image:
 
 
 def augment_and_mix(image: Image.Image, preprocess, width: int = 3, alpha: float = 1.0) -> torch.Tensor:
-    """AugMix's augment-and-mix of one PIL image (facts 3): chains of depth 1-3, Dirichlet and Beta weights."""
+    """AugMix's augment-and-mix of one PIL image: chains of depth 1-3, Dirichlet and Beta weights."""
     weights = np.float32(np.random.dirichlet([alpha] * width))
     mix_weight = np.float32(np.random.beta(alpha, alpha))
     mix = torch.zeros_like(preprocess(image))
@@ -123,17 +125,35 @@ def augment_and_mix(image: Image.Image, preprocess, width: int = 3, alpha: float
     return (1 - mix_weight) * preprocess(image) + mix_weight * mix
 
 
-def apr_p_collate(samples: list[tuple[torch.Tensor, int]], prob: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Collate, then APR-P image by image with NumPy's 3-D FFT: the clean batch first, then the recombined one."""
-    images = np.stack([image.numpy() for image, _ in samples])
-    labels = torch.tensor([label for _, label in samples])
+def mix_data(x: torch.Tensor, prob: float = 0.6) -> torch.Tensor:
+    """APR-P on a batch (B, C, H, W) as released: with probability `prob` each image takes the amplitude of its partner
+    in one random permutation (a 3-D FFT, abs and angle), else the batch is returned unchanged."""
+    if random.uniform(0, 1) > prob:
+        return x
+    partner = torch.randperm(len(x))
+    spectrum = torch.fft.fftn(x, dim=(1, 2, 3))
+    amplitude, phase = torch.abs(spectrum), torch.angle(spectrum)
+    return torch.fft.ifftn(amplitude[partner] * torch.exp(1j * phase), dim=(1, 2, 3)).real.float()
+
+
+def released_batches(loader, method: str, prob: float = 0.6):
+    """The model's inputs and labels per batch of `loader`: APR-P's clean and recombined images (apr_p, apr_sp), as the
+    released training loop builds them in the training process, else the loader's batch."""
+    for images, labels in loader:
+        if method in ("apr_p", "apr_sp"):
+            images, labels = torch.cat([images, mix_data(images, prob)]), torch.cat([labels, labels])
+        yield images, labels
+
+
+def apr_p_per_image(images: np.ndarray, prob: float = 0.6) -> np.ndarray:
+    """`mix_data`'s algorithm image by image with NumPy's FFT, on float images (B, C, H, W): the recombined batch."""
     recombined = images.copy()
     if random.uniform(0, 1) <= prob:
         spectra = [np.fft.fftn(image) for image in images]
         partner = np.random.permutation(len(images))
         for i, j in enumerate(partner):
             recombined[i] = np.fft.ifftn(np.abs(spectra[j]) * np.exp(1j * np.angle(spectra[i]))).real
-    return torch.from_numpy(np.concatenate([images, recombined])), torch.cat([labels, labels])
+    return recombined
 
 
 class ReleasedStyleDataset(Dataset):
@@ -165,8 +185,6 @@ class ReleasedStyleDataset(Dataset):
 def released_style_loader(images: np.ndarray, labels: np.ndarray, method: str, batch_size: int, workers: int,
                           padding: int, fill: int) -> DataLoader:
     """A shuffling DataLoader over `ReleasedStyleDataset` with `workers` processes kept alive across epochs (so
-    the timings leave out worker start-up, in the reference's favour); APR-P in the collate for apr_p, apr_sp."""
-    collate = apr_p_collate if method in ("apr_p", "apr_sp") else None
+    the timings leave out worker start-up, in the reference's favour); APR-P comes after it (`released_batches`)."""
     return DataLoader(ReleasedStyleDataset(images, labels, method, padding, fill), batch_size=batch_size,
-                      shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                      collate_fn=collate)
+                      shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0)

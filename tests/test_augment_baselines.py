@@ -9,6 +9,8 @@ from apr_lib.augment import AugMix, AutoAugment, CutMix, Cutout, MixUp
 from apr_lib.augment.baselines import global_rng_seeded_from
 from apr_lib.augment.ops import OPS, random_op
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MKL's threads crawl on shared cores
+
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)

@@ -16,6 +16,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from apr_lib.augment import ops
 from apr_lib.augment.ops import ALL_OPS, OPS, apply_op, random_op, sample_level
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MKL's threads crawl on shared cores
+
 EPS = 1e-3  # float32 round-off, in levels
 TOLERANCE = {name: (0.0, 0.0) for name in ("autocontrast", "equalize", "posterize", "solarize")}
 TOLERANCE.update({name: (-EPS, EPS) for name in ("translate_x", "translate_y")})
@@ -148,21 +150,29 @@ def test_random_op_is_reproducible_from_the_generator_seed():
     assert torch.equal(default, random_op(x, 3, OPS))
 
 
-def test_random_op_picks_ops_uniformly_in_one_call_per_op(monkeypatch):
-    calls, real_apply_op = [], ops.apply_op
+@pytest.mark.parametrize("path", ops.PATHS)
+def test_random_op_picks_ops_uniformly_and_runs_each_family_once(monkeypatch, path):
+    calls = []
 
-    def recording_apply_op(x, name, level):
-        calls.append((name, len(x)))
-        return real_apply_op(x, name, level)
+    def recording(names, family):
+        def run(pixels, code, level):
+            calls.append((names, len(pixels), code.tolist()))
+            return family(pixels, code, level)
+        return names, run
 
-    monkeypatch.setattr(ops, "apply_op", recording_apply_op)
+    monkeypatch.setattr(ops, "_FAMILIES", tuple(recording(names, family) for names, family in ops._FAMILIES))
     x = torch.rand(2600, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    random_op(x, 3, ALL_OPS, torch.Generator().manual_seed(0))
-    names = [name for name, _ in calls]
-    assert sorted(names) == sorted(ALL_OPS), "each op must be applied once, to its whole group"
-    assert sum(size for _, size in calls) == len(x)
+    random_op(x, 3, ALL_OPS, torch.Generator().manual_seed(0), path=path)
+    assert sorted(names for names, _, _ in calls) == sorted(names for names, _ in ops._FAMILIES)
+    if path == "grouped":  # each family on its own images: every image once, with one of the family's ops
+        assert sum(size for _, size, _ in calls) == len(x)
+        assert all(ALL_OPS[code] in names for names, _, codes in calls for code in codes)
+    else:  # every family on the whole batch, then a selection per image
+        assert all(size == len(x) for _, size, _ in calls)
+    codes = torch.tensor(calls[0][2] if path == "sync_free" else sum((codes for _, _, codes in calls), []))
+    counts = torch.bincount(codes, minlength=len(ALL_OPS))
     expected = len(x) / len(ALL_OPS)  # 200; binomial sd ~13.6, so +-60 is > 4 sd
-    assert all(abs(size - expected) < 60 for _, size in calls), calls
+    assert all(abs(count - expected) < 60 for count in counts.tolist()), counts
 
 
 @pytest.mark.parametrize("name, height, width, side", [
@@ -236,6 +246,12 @@ def test_shape_dtype_and_range_are_preserved(channels, dtype):
     assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
     assert out.min() >= 0 and out.max() <= 1
     assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("path", ops.PATHS)
+def test_an_empty_batch_gives_an_empty_batch(path):  # AugMix's chains can all end before its last step
+    empty = torch.rand(0, 3, 8, 8)
+    assert random_op(empty, 3, ALL_OPS, torch.Generator().manual_seed(0), path=path).shape == empty.shape
 
 
 @pytest.mark.parametrize("call, message", [

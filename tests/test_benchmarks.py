@@ -1,12 +1,14 @@
-"""The benchmarks' own pieces (benchmarks/ are scripts, timed nowhere here) and the fast spectral paths they measure.
+"""The benchmarks' own pieces (benchmarks/ are scripts, timed nowhere here).
 
-- swap_amplitude (half spectra, no angles) and swap_amplitude_with_partners against Eq. (5) written with angles;
-- the per-image reference does APR-P's arithmetic as apr_lib does, and serves the shapes the loaders promise;
+- the released-style reference does APR-P's arithmetic as apr_lib does, and serves the shapes the loaders promise;
+- augment_throughput and gpu_check run end to end on tiny settings (gpu_check's --dry-run, on the CPU);
+- the README's performance tables are what benchmarks/results/ gives;
 - dag_times reads Snakemake's benchmark files; write_result records the machine beside the numbers.
 """
 import json
 import os
 import random
+import subprocess
 import sys
 
 import numpy as np
@@ -20,49 +22,27 @@ from apr_lib.spectral import amplitude_phase, recombine, swap_amplitude, swap_am
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import common  # noqa: E402
 import dag_times  # noqa: E402
+import readme_tables  # noqa: E402
 import released_reference  # noqa: E402
 
 
-def with_angles(x_phase, x_amplitude, mode):
-    """Eq. (5) as written: the real part of iDFT(|F(x_amplitude)| exp(i angle(F(x_phase))))."""
-    _, phase = amplitude_phase(x_phase, mode)
-    amplitude, _ = amplitude_phase(x_amplitude, mode)
-    return recombine(amplitude, phase, mode)
-
-
-@pytest.mark.parametrize("mode", ["per_channel", "channel3d"])
-@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (4, 1, 7, 9), (3, 3, 5, 6)])
-def test_fast_swap_equals_eq5_with_angles(mode, shape):
-    g = torch.Generator().manual_seed(0)
-    x, other = torch.rand(shape, generator=g, dtype=torch.float64), torch.rand(shape, generator=g, dtype=torch.float64)
-    x[0] = 0  # an all-zero image: every frequency has angle 0, so it takes the partner's amplitude with no phase
-    torch.testing.assert_close(swap_amplitude(x, other, mode), with_angles(x, other, mode))
-    partner = torch.randperm(len(x), generator=g)
-    torch.testing.assert_close(swap_amplitude_with_partners(x, partner, mode), swap_amplitude(x, x[partner], mode))
-    with pytest.raises(ValueError, match=r"partner must hold one index per image, shape \(\d+,\), got \(2,\)"):
-        swap_amplitude_with_partners(x, partner[:2], mode)
-
-
-def test_fast_swap_keeps_float32_and_stays_within_round_off():
-    g = torch.Generator().manual_seed(1)
-    x, other = torch.rand(8, 3, 32, 32, generator=g), torch.rand(8, 3, 32, 32, generator=g)
-    out = swap_amplitude(x, other, "channel3d")
-    assert out.dtype == torch.float32
-    assert (out - with_angles(x.double(), other.double(), "channel3d")).abs().max() < 1e-5
-
-
-def test_reference_apr_p_does_the_library_arithmetic_image_by_image():
+def test_reference_apr_p_does_the_library_arithmetic_batched_and_image_by_image():
     g = torch.Generator().manual_seed(2)
-    samples = [(torch.rand(3, 8, 8, generator=g), label) for label in range(6)]
-    random.seed(0)
+    clean = torch.rand(6, 3, 8, 8, generator=g)
+    random.seed(0)  # the batch-level draw: applied
+    torch.manual_seed(0)
+    batched = released_reference.mix_data(clean, prob=1.0)
+    torch.manual_seed(0)
+    partner = torch.randperm(len(clean))
+    torch.testing.assert_close(batched, swap_amplitude(clean, clean[partner], "channel3d"), atol=1e-5, rtol=0)
     np.random.seed(0)
-    inputs, labels = released_reference.apr_p_collate(samples, prob=1.0)
+    per_image = released_reference.apr_p_per_image(clean.numpy(), prob=1.0)
     np.random.seed(0)
-    partner = torch.from_numpy(np.random.permutation(len(samples)))
-    clean = torch.stack([image for image, _ in samples])
-    torch.testing.assert_close(inputs[:6], clean)
-    torch.testing.assert_close(inputs[6:], swap_amplitude(clean, clean[partner], "channel3d"), atol=1e-5, rtol=0)
-    assert labels.tolist() == list(range(6)) * 2
+    partner = torch.from_numpy(np.random.permutation(len(clean)))
+    torch.testing.assert_close(torch.from_numpy(per_image), swap_amplitude(clean, clean[partner], "channel3d"),
+                               atol=1e-5, rtol=0)
+    random.seed(1)  # random.uniform(0, 1) = 0.13 <= 0.1 is false: the batch passes unchanged
+    assert released_reference.mix_data(clean, prob=0.1) is clean
 
 
 @pytest.mark.parametrize("shape", [(12, 12), (12, 12, 3)])
@@ -77,11 +57,11 @@ def test_reference_apr_s_returns_uint8_images_of_the_same_size(shape):
 
 @pytest.mark.parametrize("method, views, factor",
                          [("apr_p", 1, 2), ("apr_s", 1, 1), ("apr_sp", 1, 2), ("augmix", 3, 1)])
-def test_reference_loader_serves_the_inputs_of_each_method(method, views, factor):
+def test_reference_pipeline_serves_the_inputs_of_each_method(method, views, factor):
     images = np.random.default_rng(0).integers(0, 256, (8, 10, 10, 3), dtype=np.uint8)
     loader = released_reference.released_style_loader(images, np.arange(8), method, batch_size=4, workers=0,
                                                       padding=2, fill=128)
-    batches = list(loader)
+    batches = list(released_reference.released_batches(loader, method, prob=1.0))
     assert len(batches) == 2
     inputs, labels = batches[0]
     inputs = inputs if views == 1 else inputs[0]
@@ -136,3 +116,63 @@ def test_write_result_records_the_machine_beside_the_rows(tmp_path, monkeypatch)
     on_disk = json.loads((tmp_path / "demo.json").read_text())
     assert on_disk == result and on_disk["extra"] == [1] and on_disk["summary"] == "one line"
     assert set(on_disk["machine"]) >= {"cpu_count", "versions", "load_average_at_start", "load_average_at_end"}
+
+
+def test_augment_throughput_measures_both_levels_and_refuses_a_busy_result(tmp_path, monkeypatch):
+    out = tmp_path / "augment_throughput.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "augment_throughput.py"), "--images", "16",
+               "--batch-size", "8", "--repeats", "1", "--workers", "1", "--shapes", "fmnist",
+               "--methods", "apr_s", "apr_sp", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # Nothing else may use more than -1 cores: every run counts as busy, so it is refused and nothing is written.
+    refused = subprocess.run(command + ["--max-others-cores", "-1"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 3 and "not written" in refused.stdout and not out.exists()
+    allowed = subprocess.run(command + ["--max-others-cores", "-1", "--allow-busy"], env=env, capture_output=True,
+                             text=True)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["busy"] and result["summary"].startswith("BUSY MACHINE")
+    assert {(r["level"], r["method"]) for r in result["rows"]} == {
+        ("pipeline", "apr_s"), ("pipeline", "apr_sp"), ("transform", "apr_s"), ("transform", "apr_sp")}
+    assert all(r["speedup"] > 0 and len(r["batched_runs"]) == 1 for r in result["rows"])
+    assert set(result["interference"]) == {"pipeline", "transform"}
+    table = readme_tables.augment_throughput(result)  # a busy result says so in the README too
+    assert "busy machine" in table and "transform: APR-SP (goal 4x)" in table
+
+
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"  # 0.3 s of CPU, however busy
+
+
+def test_interference_counts_this_process_and_its_children_as_its_own():
+    with common.Interference(max_others_cores=-1) as interference:
+        exec(SPIN, {})  # this process
+        subprocess.run([sys.executable, "-c", SPIN], check=True)  # a child that ends (and is waited for) inside
+    assert interference.ours_seconds >= 0.6  # both spins, not counted as other processes' CPU
+    record = interference.record()
+    assert record["busy"] and "not a clean measurement" in record["note"]  # -1 cores: any use is too much
+    assert set(record) >= {"load_average_before", "load_average_after", "others_cores"}
+
+
+@pytest.mark.slow  # about half a minute: every section once, on the CPU
+def test_gpu_check_runs_every_section_in_its_dry_run(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out",
+                             str(out)], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    check = json.loads(out.read_text())
+    assert all(r["status"] == "ok" for r in check["rows"] + check["packing"]), check
+    assert {r["method"] for r in check["rows"] if r["section"] == "steps"} == {"standard", "apr_sp", "apr_sp_released"}
+    assert {r["compile"] for r in check["rows"]} == {"off", "default", "reduce-overhead"}
+    assert {r["section"] for r in check["rows"]} == {"steps", "compile", "epochs"}
+    assert [r["processes"] for r in check["packing"]] == [1, 2]
+    assert check["settings"]["skipped"] == [] and set(check["gpu_hours"]) == {"cifar profile", "Table 1"}
+    table = readme_tables.gpu_check(check)
+    assert "APR-SP as released" in table and "processes sharing the GPU" in table
+
+
+def test_the_readme_performance_tables_are_what_the_results_give():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_tables.update(readme) == readme, "run `python benchmarks/readme_tables.py`"
+    with pytest.raises(SystemExit, match="no block `<!-- begin generated: gpu_check -->`"):
+        readme_tables.update(readme.replace("<!-- begin generated: gpu_check -->", ""))

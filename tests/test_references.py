@@ -12,10 +12,6 @@ SKIPPED_FOLDERS = {".git", "outputs", "data", "runs", ".snakemake", "__pycache__
 # Citations of notes that live outside the repository: numbered sections of a facts file, the design notes, the
 # shared reference folder. Cite the paper, the released code's file, or a page under docs/ instead.
 OUTSIDE = re.compile(r"\bfacts (?:\d|section|file)|DESIGN\.md|official_code_facts|\bshared/(?:reference|paper)/")
-# Files that another branch rewrites (issue 15's transforms and examples, with the benchmarks); its merge replaces
-# their citations. The test fails once a listed file has none left: then drop it from the list.
-REWRITTEN_ELSEWHERE = {"apr_lib/augment/apr.py", "apr_lib/augment/baselines.py", "benchmarks/released_reference.py",
-                       "benchmarks/dag_times.py"}
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -42,8 +38,7 @@ def test_no_file_cites_a_document_outside_the_repository():
                 if OUTSIDE.search(line)]
         if hits:
             cited[path.relative_to(REPO_ROOT).as_posix()] = hits
-    assert {f: h for f, h in cited.items() if f not in REWRITTEN_ELSEWHERE} == {}
-    assert sorted(REWRITTEN_ELSEWHERE - set(cited)) == [], "no citation left there: drop it from REWRITTEN_ELSEWHERE"
+    assert cited == {}
 
 
 def link_pages() -> list[Path]:

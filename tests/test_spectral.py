@@ -6,8 +6,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apr_lib.spectral import (MODES, amplitude_phase, band_mask, band_recombine, keep_band, radial_frequency,
-                              recombine, swap_amplitude, zhat)
+from apr_lib.spectral import (MODES, amplitude_phase, band_mask, band_recombine, from_half_spectrum, half_spectrum,
+                              keep_band, radial_frequency, recombine, swap_amplitude, swap_amplitude_with_partners,
+                              swap_stacked, zhat)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MKL's threads crawl on shared cores
 
 FFT_DIMS = {"per_channel": (-2, -1), "channel3d": (-3, -2, -1)}
 
@@ -122,3 +125,56 @@ def test_band_recombine_full_is_identity_and_low_pass_smooths():
     torch.testing.assert_close(band_recombine(x, "full", "full", (3, 6)), x)
     # A low-band amplitude (z-hat elsewhere) changes the image.
     assert not torch.allclose(band_recombine(x, "low", "full", (3, 6)), x)
+
+
+# --- the fast swap: half spectra, the channel transform in the real domain, no angles ---------------------------
+
+def with_angles(x_phase, x_amplitude, mode):
+    """Eq. (5) as written: the real part of iDFT(|F(x_amplitude)| exp(i angle(F(x_phase))))."""
+    _, phase = amplitude_phase(x_phase, mode)
+    amplitude, _ = amplitude_phase(x_amplitude, mode)
+    return recombine(amplitude, phase, mode)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_half_spectrum_is_rfftn_and_from_half_spectrum_its_inverse(channels):
+    x = images((4, channels, 6, 7), channels)
+    torch.testing.assert_close(half_spectrum(x, "channel3d"), torch.fft.rfftn(x, dim=(-3, -2, -1)))
+    torch.testing.assert_close(half_spectrum(x, "per_channel"), torch.fft.rfft2(x))
+    for mode in MODES:
+        torch.testing.assert_close(from_half_spectrum(half_spectrum(x, mode), mode, x.shape[-2:]), x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(5, 3, 8, 8), (4, 1, 7, 9), (3, 3, 5, 6), (3, 4, 6, 6)])
+def test_fast_swap_equals_eq5_with_angles(mode, shape):
+    g = torch.Generator().manual_seed(0)
+    x, other = torch.rand(shape, generator=g, dtype=torch.float64), torch.rand(shape, generator=g, dtype=torch.float64)
+    x[0] = 0  # an all-zero image: every frequency has angle 0, so it takes the partner's amplitude with no phase
+    torch.testing.assert_close(swap_amplitude(x, other, mode), with_angles(x, other, mode))
+    torch.testing.assert_close(swap_stacked(torch.stack([x, other]), mode), swap_amplitude(x, other, mode))
+    partner = torch.randperm(len(x), generator=g)
+    torch.testing.assert_close(swap_amplitude_with_partners(x, partner, mode), swap_amplitude(x, x[partner], mode))
+    with pytest.raises(ValueError, match=r"partner must hold one index per image, shape \(\d+,\), got \(2,\)"):
+        swap_amplitude_with_partners(x, partner[:2], mode)
+
+
+def test_a_gray_rgb_image_has_no_colour_frequencies_so_their_phase_is_zero():
+    # Equal channels make the channel frequencies m = 1, 2 exactly zero (the channel transform works on the real
+    # pixels, so no round-off appears there): their phase is angle(0) = 0 and the result takes the amplitude there
+    # with phase 0, as NumPy's transform in the released APR-S gives exact zeros too.
+    gray = images((1, 1, 8, 8), 5).expand(1, 3, 8, 8)
+    other = images((1, 3, 8, 8), 6)
+    spectrum = half_spectrum(gray, "channel3d")
+    assert (spectrum[:, 1:] == 0).all()
+    out_spectrum = half_spectrum(swap_amplitude(gray, other, "channel3d"), "channel3d")
+    amplitude = half_spectrum(other, "channel3d").abs()
+    torch.testing.assert_close(out_spectrum[:, 1:], amplitude[:, 1:].to(out_spectrum.dtype))  # real, positive
+
+
+def test_fast_swap_keeps_float32_and_stays_within_round_off():
+    g = torch.Generator().manual_seed(1)
+    x, other = torch.rand(8, 3, 32, 32, generator=g), torch.rand(8, 3, 32, 32, generator=g)
+    out = swap_amplitude(x, other, "channel3d")
+    assert out.dtype == torch.float32
+    assert (out - with_angles(x.double(), other.double(), "channel3d")).abs().max() < 1e-5

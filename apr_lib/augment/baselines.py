@@ -127,7 +127,7 @@ class AutoAugment:
 
 
 class AugMix:
-    """AugMix's augment-and-mix (Hendrycks et al. 2020, facts section 3), per image, on floats in [0, 1].
+    """AugMix's augment-and-mix (Hendrycks et al. 2020, section 3), per image, on floats in [0, 1].
 
     Each image gets `width` chains of ops (depth uniform in `depth_range` per chain; each op drawn from `ops` with
     its own level at `severity`), chain weights w ~ Dirichlet(alpha, ..., alpha) and a mixing weight
