@@ -90,16 +90,18 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from apr_lib import per_image
     from apr_lib.evaluate import SUITES
     from apr_lib.files import write_json
     from apr_lib.runs import load_run
-    from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_dir
+    from apr_lib.study.config import RunSpec, load_profile, metrics_file, per_image_file, run_dir
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
     _set_threads(args.threads)
     model, _ = load_run(run_dir(profile, run))
-    result, summary = SUITES[args.suite](profile.cfg, model)
+    result, images, summary = SUITES[args.suite](profile.cfg, model)
+    per_image.save(per_image_file(profile, run, args.suite), images)
     write_json(metrics_file(profile, run, args.suite), {"run": run.name, "suite": args.suite, **result})
     print(f"{run.name}: {args.suite}: {summary}")
 

@@ -219,8 +219,10 @@ def test_autoattack_lowers_the_accuracy_of_a_weak_model(tmp_path, fmnist_root, w
     monkeypatch.chdir(tmp_path)
     path = tiny_profile(tmp_path, fmnist_root, autoattack={"attacks": ["apgd-ce"], "n_images": [40, 80],
                                                            "epsilon_levels": 8, "batch_size": 80, "seed": 0})
-    result, summary = suite_autoattack(load_profile(str(path)).cfg, weak_model)
+    result, per_image, summary = suite_autoattack(load_profile(str(path)).cfg, weak_model)
     first, whole = result["results"]
+    assert 100 * per_image["robust__apgd-ce"].mean() == pytest.approx(whole["robust_accuracy"])
+    assert 100 * per_image["clean"][:40].mean() == pytest.approx(first["clean_accuracy"])
     assert [first["n"], whole["n"]] == [40, 80] and result["attack_set"] == "reduced"
     assert whole["clean_accuracy"] > 50  # the model works on clean images...
     assert whole["robust_accuracy"] < whole["clean_accuracy"] - 20  # ...and the attack breaks many of them

@@ -15,7 +15,8 @@ from apr_lib import ood
 from apr_lib.study.config import REPO_ROOT, load_profile
 from apr_lib.data import DATASETS
 from apr_lib.errors import DataMissingError, ProfileError
-from apr_lib.ood_metrics import METRICS, SCORES, detection_metrics, fpr_at_tpr, ood_evaluation, ood_scores
+from apr_lib.ood_metrics import (METRICS, SCORES, detection_metrics, fpr_at_tpr, ood_evaluation, ood_scores,
+                                per_image_scores)
 from apr_lib.spectral import amplitude_phase
 from test_data import Py2Str, cifar_batch, write_cifar
 
@@ -120,6 +121,22 @@ def test_scores_and_evaluation():
             assert per_set["mean"][metric] == pytest.approx((per_set["a"][metric] + per_set["b"][metric]) / 2)
     assert result["msp"]["a"]["auroc"] != result["max_logit"]["a"]["auroc"]
     assert result["mean_msp"]["a"] == pytest.approx(100 * torch.softmax(logits_out["a"], 1).max(1).values.mean().item())
+
+
+def test_per_image_scores_rank_as_the_scores_and_give_the_same_auroc():
+    rng = torch.Generator().manual_seed(1)
+    logits_in, logits_out = torch.randn(60, 10, generator=rng) * 4, torch.randn(50, 10, generator=rng) * 2
+    kept_in, kept_out = per_image_scores(logits_in), per_image_scores(logits_out)
+    msp = ood_scores(logits_in)["msp"]
+    np.testing.assert_allclose(kept_in["msp_log_odds"], np.log(msp / (1 - msp)), rtol=1e-9)
+    # float32, as kept: the AUROC of the kept scores is the evaluation's
+    result = ood_evaluation(logits_in, {"a": logits_out})
+    for score, kept in (("msp", "msp_log_odds"), ("max_logit", "max_logit")):
+        auroc = detection_metrics(kept_in[kept].astype(np.float32), kept_out[kept].astype(np.float32))["auroc"]
+        assert auroc == pytest.approx(result[score]["a"]["auroc"])
+    # a confident image whose msp is 1.0 in float32 keeps its rank
+    confident = per_image_scores(torch.tensor([[40.0, 0.0], [30.0, 0.0]]))["msp_log_odds"].astype(np.float32)
+    assert confident[0] > confident[1]
 
 
 def test_metrics_need_both_sets():

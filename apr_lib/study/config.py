@@ -7,6 +7,7 @@ bad profile fails before any job runs, with a message naming the file, the key a
 Paths are relative to the project root (the working directory of Snakemake and of `apr`):
     runs/<profile>/<run>/                      checkpoints, weights, resolved config (not in git)
     outputs/<profile>/metrics/<run>/<suite>.json   the run's measured numbers
+    outputs/<profile>/metrics/<run>/<suite>.npz    its per-image results (apr_lib.per_image)
 where <run> = <dataset>/<arch>/<method>/seed<k>, e.g. fmnist/small_cnn/apr_sp/seed0.
 """
 from __future__ import annotations
@@ -229,6 +230,11 @@ def run_dir(profile: Profile, run: RunSpec) -> Path:
 
 def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:
     return profile.outputs / "metrics" / run.name / f"{suite}.json"
+
+
+def per_image_file(profile: Profile, run: RunSpec, suite: str) -> Path:
+    """The suite's per-image results beside its metrics file (apr_lib.per_image)."""
+    return metrics_file(profile, run, suite).with_suffix(".npz")
 
 
 def method_variants(entry: str, variants: list[str]) -> list[tuple[str, str]]:
