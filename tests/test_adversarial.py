@@ -22,8 +22,10 @@ from conftest import tiny_profile
 torch.set_num_threads(1)
 
 ROWS = {"standard@fgsm": "fgsm", "cutout@fgsm": "fgsm_cutout", "apr_p@fgsm_apr_p": "fgsm_apr_p",
-        "apr_s@fgsm_apr_s": "fgsm_apr_s", "apr_sp@fgsm_apr_sp": "fgsm_apr_sp"}
-RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90}  # docs/released_code.md
+        "apr_s@fgsm_apr_s": "fgsm_apr_s", "apr_sp@fgsm_apr_sp": "fgsm_apr_sp",
+        "standard@fgsm_duplicated": "fgsm_duplicated"}
+RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90,  # docs/released_code.md
+                   "fgsm_duplicated": 30}  # the control trains as FGSM's row
 
 
 def fmnist_model() -> nn.Module:
@@ -100,6 +102,35 @@ def test_fgsm_trains_on_examples_within_epsilon_of_all_2b_inputs(tmp_path, fmnis
     assert perturbation.abs().max() == pytest.approx(epsilon, abs=1e-6)
     assert (perturbation.abs().amax(dim=(1, 2, 3)) > 0).all()  # every image of both halves is attacked
     assert seen[1].min() >= 0 and seen[1].max() <= 1
+
+
+@pytest.mark.parametrize("profile_name", ["default", "cifar"])
+@pytest.mark.parametrize("row", ["apr_s@fgsm_apr_s", "standard@fgsm_duplicated"])
+def test_released_apr_s_row_and_its_control_train_on_the_batch_twice_from_two_random_starts(profile_name, row):
+    # The released FGSM script trains on cat([X, APR-P(X)]) with a mean loss and attacks all 2B images: its APR-S row
+    # (prob-p 0) sees [X, X], each copy from its own random start; the control does the same without APR.
+    profile = load_profile(profile_name)
+    method, variant = row.split("@")
+    config = run_config(profile, RunSpec(profile["dataset"], "small_cnn", method, 0, variant))
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,))
+    x, targets = TrainingMethod(method, config, torch.Generator().manual_seed(0)).augment(images, labels)
+    assert len(x) == 16 and torch.equal(x[:8], x[8:]) and torch.equal(targets, labels.repeat(2))
+    model = fmnist_model().eval()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    loss = TrainingMethod(method, config, torch.Generator().manual_seed(0)).loss(model, images, labels)
+    attacked = seen[-1]
+    assert len(attacked) == 16 and not torch.equal(attacked[:8], attacked[8:])  # two independent random starts
+    assert (attacked - x).abs().max() <= config["adv"]["epsilon_levels"] / 255 + 1e-6
+    with torch.no_grad():
+        assert loss.item() == pytest.approx(F.cross_entropy(model(attacked), targets).item(), rel=1e-5)  # mean of 2B
+
+
+def test_duplicated_batch_is_refused_where_the_batch_already_pairs_images(tmp_path, fmnist_root):
+    config = tiny_config(tmp_path, fmnist_root, "apr_p", {"train": {"adversarial": "fgsm", "duplicate_batch": True}})
+    with pytest.raises(ProfileError, match="train.duplicate_batch does not apply to method 'apr_p'"):
+        TrainingMethod("apr_p", config)
 
 
 def test_fgsm_step_raises_the_loss():

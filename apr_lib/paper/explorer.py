@@ -57,8 +57,8 @@ def mix(own: Spectrum, other: Spectrum, amount: float, mode: str, amplitude_band
     """
     if not 0 <= amount <= 1:
         raise ValueError(f"amount={amount!r}: the amplitude moves from the image's own (0) to the other's (1)")
-    amplitude = keep_band(torch.lerp(own.amplitude, other.amplitude, amount), amplitude_band, radii)
-    phase = keep_band(own.phase, phase_band, radii)
+    amplitude = keep_band(torch.lerp(own.amplitude, other.amplitude, amount), amplitude_band, radii, mode=mode)
+    phase = keep_band(own.phase, phase_band, radii, phase=True, mode=mode)
     return recombine(amplitude, phase, mode), Spectrum(amplitude, phase)
 
 

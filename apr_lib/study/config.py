@@ -244,10 +244,15 @@ def method_variants(entry: str, variants: list[str]) -> list[tuple[str, str]]:
     return [(method, variant)] if variant else [(method, v) for v in variants]
 
 
+def table_seeds(profile: Profile, table: str) -> list[int]:
+    """The seeds of a table's runs: its own `seeds`, else the profile's."""
+    return profile["tables"][table].get("seeds", profile["seeds"])
+
+
 def table_runs(profile: Profile, table: str) -> list[RunSpec]:
-    """The runs a table of this profile needs: its archs x methods x variants x the profile's seeds."""
+    """The runs a table of this profile needs: its archs x methods x variants x its seeds."""
     spec = profile["tables"][table]
     return [RunSpec(profile["dataset"], arch, method, seed, variant)
             for arch in spec["archs"] for entry in spec["methods"]
             for method, variant in method_variants(entry, spec.get("variants", [""]))
-            for seed in profile["seeds"]]
+            for seed in table_seeds(profile, table)]
