@@ -13,8 +13,13 @@ The paper's sets (CIFAR-10 in-distribution, the `cifar` profile), read from the 
 Image folders may hold their images at any depth (the archives nest a folder of the same name).
 
 Sets made here for any dataset, with fixed seeds (the default profile's, beside Fashion-MNIST):
+- photos        patches of the dataset's size cut at random from scikit-image's bundled photographs (astronaut,
+                camera, chelsea, coffee, rocket) at their own resolution, so they keep a photograph's natural high
+                frequencies (no resizing), converted to the dataset's channels: the natural OOD images of Figures 2/3
+                and 5 on datasets without real OOD sets (Fashion-MNIST);
 - digits        scikit-learn's bundled handwritten digits (1,797 images, 8x8, 17 grey levels, bright strokes on
-                black like Fashion-MNIST's objects), upsampled bilinearly to the dataset's size;
+                black like Fashion-MNIST's objects), upsampled bilinearly to the dataset's size: they have no high
+                frequencies of their own;
 - gaussian, rademacher, blobs: the synthetic sets of the Outlier Exposure benchmark (Hendrycks et al. 2019,
                 CIFAR/test.py), defined there on images in [-1, 1] and mapped here to [0, 1] by v -> (v + 1) / 2:
                 gaussian    clip(N(0.5, 0.25^2), 0, 1) per pixel and channel   (theirs: clip(N(0, 0.5^2), -1, 1));
@@ -58,7 +63,8 @@ IMAGE_FOLDERS = {
     "imagenet_fix": ("Imagenet_fix", f"CSI's Imagenet_fix.tar.gz, {CSI_README}"),
 }
 SVHN_FOLDER = "SVHN"
-REAL_SETS = ("svhn", *IMAGE_FOLDERS, "cifar100", "digits")
+REAL_SETS = ("svhn", *IMAGE_FOLDERS, "cifar100", "photos", "digits")
+PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket")  # scikit-image's bundled photographs (skimage.data)
 GENERATED_SETS = ("gaussian", "rademacher", "blobs", "corollary2")
 SET_NAMES = REAL_SETS + GENERATED_SETS  # the schema's enum of ood.sets lists the same names
 
@@ -106,6 +112,8 @@ def load_ood_set(name: str, info: DatasetInfo, root: Path, n: int | None, seed: 
     if name not in REAL_SETS:
         raise ProfileError(f"OOD set {name!r} cannot be loaded alone; real sets: {', '.join(REAL_SETS)}; "
                            f"noise sets: {', '.join(NOISE)}")
+    if name == "photos":
+        return photo_patches(info, n or 1000, seed)
     images, source = _read_real_set(name, root)
     keep = subset_indices(len(images), n, seed)
     return OODSet(name, match_dataset(images[keep], info), f"{source}; {len(keep):,} of {len(images):,} images")
@@ -162,6 +170,22 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 # ---- real sets ----
+
+def photo_patches(info: DatasetInfo, n: int, seed: int) -> OODSet:
+    """`n` patches of the dataset's size, each from a photograph of PHOTOS drawn uniformly and a uniform position in
+    it, at the photograph's resolution, converted to the dataset's channels."""
+    data = require("skimage.data")
+    photos = [torch.from_numpy(np.atleast_3d(getattr(data, name)())).permute(2, 0, 1) for name in PHOTOS]
+    rng = np.random.default_rng([seed, zlib.crc32(b"photos")])
+    size, patches = info.size, []
+    for k in rng.integers(len(photos), size=n):
+        photo = photos[k]
+        top, left = (int(rng.integers(side - size + 1)) for side in photo.shape[1:])
+        patches.append(match_dataset(photo[None, :, top:top + size, left:left + size], info)[0])
+    return OODSet("photos", torch.stack(patches),
+                  f"{size}x{size} patches of scikit-image's photographs ({', '.join(PHOTOS)}) at their own resolution, "
+                  f"random positions; {n:,} patches, seed {seed}")
+
 
 def _read_real_set(name: str, root: Path) -> tuple[torch.Tensor, str]:
     """All images of a real set as uint8 (N, C, H, W) in their own size and channels, and their source."""
