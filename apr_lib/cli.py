@@ -107,7 +107,7 @@ def cmd_eval(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from apr_lib.paper.index import merge_claims, write_index
+    from apr_lib.paper.index import count_sentence, counted, merge_claims, write_index
     from apr_lib.study.config import load_profile
 
     profile = load_profile(args.profile)
@@ -115,7 +115,7 @@ def cmd_report(args) -> None:
         return report_run(profile, args)
     if args.what == "claims":
         df = merge_claims(profile)
-        print(f"{len(df)} claims: " + ", ".join(f"{n} {v}" for v, n in df["verdict"].value_counts().items()))
+        print(f"the paper's claims: {count_sentence(counted(df))} ({len(df)} checks in all)")
     else:
         write_index(profile)
         print(f"wrote {profile.outputs / 'index.md'}")

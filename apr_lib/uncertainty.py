@@ -85,12 +85,12 @@ def mean_of(values: np.ndarray, salt: int = 0) -> Estimate:
     return Estimate(values.mean(1), values.astype(np.float32) @ weights.T / n)
 
 
-def auroc_of(score_in: np.ndarray, score_out: np.ndarray, salt: int = 0) -> Estimate:
+def auroc_of(score_in: np.ndarray, score_out: np.ndarray, salt_in: int = 0, salt_out: int = 1) -> Estimate:
     """AUROC (%) of separating in-distribution from OOD images by a score (higher = more in-distribution), per seed:
     rows of `score_in` (S, N_in) and `score_out` (S, N_out). Ties count one half. Each replicate resamples both
-    sets of images (ID with `salt`, OOD with `salt + 1`) and recomputes the AUROC."""
+    sets of images (with `image_weights` of their salts) and recomputes the AUROC."""
     score_in, score_out = np.atleast_2d(score_in), np.atleast_2d(score_out)
-    w_in, w_out = image_weights(score_in.shape[1], salt), image_weights(score_out.shape[1], salt + 1)
+    w_in, w_out = image_weights(score_in.shape[1], salt_in), image_weights(score_out.shape[1], salt_out)
     n_in, n_out = score_in.shape[1], score_out.shape[1]
     points, replicates = [], []
     for s_in, s_out in zip(score_in, score_out):

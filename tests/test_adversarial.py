@@ -17,6 +17,7 @@ from apr_lib.methods import TrainingMethod, apply_with_probability, fgsm_random_
 from apr_lib.models import build_model
 from apr_lib.paper.table3_adversarial import claims as table3_claims, measure as table3_metrics, table3
 from apr_lib.train import lr_schedule, train_run
+import fakes
 from conftest import tiny_profile
 
 torch.set_num_threads(1)
@@ -278,33 +279,35 @@ def test_autoattack_asking_for_more_images_than_the_test_set_names_the_key(tmp_p
 
 # ---- the table and its claims, from metrics files ----
 
-def write_metrics(profile, numbers: dict) -> None:
-    """clean and autoattack metrics files for each Table 3 run: numbers = {row: (clean %, robust %)}."""
+def write_metrics(profile, numbers: dict, seeds=(0, 1, 2)) -> None:
+    """clean and autoattack results of each Table 3 run: numbers = {row: (clean %, robust %)}, + seed / 10."""
+    profile.cfg["seeds"] = list(seeds)
     for run in table_runs(profile, "table3_adversarial"):
-        clean, robust = numbers[ROWS[f"{run.method}@{run.variant}"]]
-        write_json(metrics_file(profile, run, "clean"), {"n": 500, "error": 101 - clean})
-        results = [{"n": n, "clean_accuracy": clean, "robust_accuracy": robust,
-                    "robust_accuracy_after": {"apgd-ce": robust}} for n in profile["autoattack"]["n_images"]]
-        write_json(metrics_file(profile, run, "autoattack"), {"attacks": ["apgd-ce"], "results": results,
-                                                              "seconds": 1.0, "cpu_seconds": 1.0})
+        clean, robust = (v + run.seed / 10 for v in numbers[ROWS[f"{run.method}@{run.variant}"]])
+        fakes.write_clean(profile, run, 101 - clean, n=4000)
+        fakes.write_autoattack(profile, run, clean, robust)
 
 
-def test_table_puts_the_papers_numbers_beside_the_protocol_rows(tmp_path, monkeypatch):
+def test_table_and_claims(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     profile = load_profile("default")
-    profile.cfg["autoattack"] = {**profile["autoattack"], "n_images": [40, 80]}
-    write_metrics(profile, {"fgsm": (80, 40), "fgsm_cutout": (79, 38), "fgsm_apr_p": (82, 41),
-                            "fgsm_apr_s": (79, 43), "fgsm_apr_sp": (83, 44)})
+    profile.cfg["autoattack"] = {**profile["autoattack"], "n_images": [1000, 2000]}
+    write_metrics(profile, {"fgsm": (80, 40), "fgsm_cutout": (79, 30), "fgsm_apr_p": (82, 47), "fgsm_apr_s": (60, 55),
+                            "fgsm_apr_sp": (90, 60), "fgsm_duplicated": (80, 41)})
     df = table3(profile, table3_metrics(profile))
-    assert list(df["method"][::2]) == ["FGSM", "FGSM w/ Cutout", "FGSM w/ APR-P", "FGSM w/ APR-S", "FGSM w/ APR-SP"]
-    assert list(df["images"][:2]) == ["first 40", "first 80"]
-    first = df[df["images"] == "first 40"]
-    assert list(first["paper"]) == [43.2, 41.6, 44.1, 45.0, 45.7]  # Table 3 of params/paper_results.yaml
-    assert list(first["clean_paper"]) == [83.3, 81.3, 85.3, 83.5, 84.3]
-    assert df[df["images"] == "first 80"]["paper"].isna().all()  # not the paper's protocol: no paper number
-    assert list(first["ours"]) == [40, 38, 41, 43, 44] and list(first["test_acc"]) == [79, 78, 81, 78, 82]
+    assert list(df["method"][::2]) == ["FGSM", "FGSM w/ Cutout", "FGSM w/ APR-P", "FGSM w/ APR-S", "FGSM w/ APR-SP",
+                                       "FGSM, batch duplicated (control)"]
+    assert list(df["images"][:2]) == ["first 1,000", "first 2,000"]
+    first = df[df["images"] == "first 1,000"]
+    assert list(first["paper"]) == [43.2, 41.6, 44.1, 45.0, 45.7, None]  # Table 3 of params/paper_results.yaml
+    assert list(first["clean_paper"]) == [83.3, 81.3, 85.3, 83.5, 84.3, None]
+    assert df[df["images"] == "first 2,000"]["paper"].isna().all()  # not the paper's protocol: no paper number
+    assert all(low < ours < high for low, ours, high in zip(first["ours_low"], first["ours"], first["ours_high"]))
+    assert set(first["seeds"]) == {3}
 
     claims = table3_claims(profile, table3_metrics(profile))
-    # Only "APR keeps the clean accuracy" fails here: APR-S's 79 is below FGSM's 80.
-    assert [c["verdict"] for c in claims] == ["holds", "holds", "fails", "holds", "holds", "holds"]
-    assert claims[0]["ours"] == "40.0 vs 38.0" and claims[0]["paper"] == "43.2 vs 41.6"
+    # APR-S's clean accuracy (60) is far below FGSM's (80): "while maintaining test accuracy" fails that claim
+    assert [c["verdict"] for c in claims] == ["holds", "fails", "holds", "holds", "holds", "holds"]
+    assert claims[1]["measure"] == "clean accuracy %, FGSM w/ APR-S - FGSM" and claims[1]["high"] < 0
+    assert claims[0]["paper"] == "43.2 vs 41.6" and claims[0]["kind"] == "paper"
+    assert claims[5]["kind"] == "beyond paper" and "FGSM, batch duplicated (control)" in claims[5]["measure"]

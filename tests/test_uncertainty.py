@@ -33,7 +33,7 @@ def test_auroc_is_scikit_learns_with_ties_and_its_replicates_recompute_it_on_res
     rng = np.random.default_rng(1)
     score_in = rng.integers(0, 6, (2, 30)).astype(float)  # few levels: many ties inside and across the sets
     score_out = rng.integers(0, 4, (2, 20)).astype(float)
-    estimate = auroc_of(score_in, score_out, salt=3)
+    estimate = auroc_of(score_in, score_out, salt_in=3, salt_out=4)
 
     def sklearn_auroc(a, b):
         return 100 * roc_auc_score(np.r_[np.ones(len(a)), np.zeros(len(b))], np.r_[a, b])
