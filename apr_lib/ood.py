@@ -42,10 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from torchvision.datasets import SVHN
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
 from apr_lib.data import DATASETS, DatasetInfo, load_split, subset_indices
@@ -202,6 +199,7 @@ def _read_real_set(name: str, root: Path) -> tuple[torch.Tensor, str]:
 
 
 def _read_svhn(folder: Path) -> tuple[torch.Tensor, str]:
+    from torchvision.datasets import SVHN  # torchvision loads slowly (apr_lib.data): imported where it is used
     url, filename, _ = SVHN.split_list["test"]
     if not (folder / filename).is_file():
         raise DataMissingError(
@@ -216,6 +214,7 @@ def _read_svhn(folder: Path) -> tuple[torch.Tensor, str]:
 
 
 def _read_image_folder(folder: Path, name: str, origin: str) -> tuple[torch.Tensor, str]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS  # torchvision loads slowly (apr_lib.data)
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS) if folder.is_dir() else []
     if not paths:
         state = "holds no images" if folder.is_dir() else "not found"
@@ -233,6 +232,7 @@ def _read_image_folder(folder: Path, name: str, origin: str) -> tuple[torch.Tens
 
 def match_dataset(images: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
     """uint8 images (N, C, H, W) resized (bilinear, antialiased) and converted to the dataset's size and channels."""
+    import torchvision.transforms.v2.functional as TF  # torchvision loads slowly (apr_lib.data)
     if images.shape[-2:] != (info.size, info.size):
         images = TF.resize(images, [info.size, info.size], antialias=True)
     if images.shape[1] == 3 and info.channels == 1:
