@@ -108,6 +108,7 @@ rule evaluate:
         lambda wc: suite_inputs(PROFILE, wc.suite),
     output:
         f"{OUT}/metrics/{{run}}/{{suite}}.json",
+        f"{OUT}/metrics/{{run}}/{{suite}}.npz",  # per image (apr_lib.per_image): the claims' intervals resample it
     benchmark:
         f"{BENCH}/evaluate/{{suite}}/{{run}}.tsv"
     threads: 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -63,9 +64,10 @@ def percent(flags: torch.Tensor) -> float:
     return 100.0 * flags.double().mean().item()
 
 
-def suite_autoattack(cfg: dict, model: torch.nn.Module) -> tuple[dict, str]:
+def suite_autoattack(cfg: dict, model: torch.nn.Module) -> tuple[dict, dict, str]:
     """Clean and AutoAttack accuracy (%) on the first N test images, for each N of `autoattack.n_images` of the
-    profile's settings `cfg`; the attack runs once, on the largest N, and each smaller N reads its first images."""
+    profile's settings `cfg`; the attack runs once, on the largest N, and each smaller N reads its first images.
+    Per image: clean and robust (after each attack) correctness of the largest N (apr_lib.per_image)."""
     settings = cfg["autoattack"]
     test = load_split(cfg["dataset"], Path(cfg["data_root"]), train=False)
     counts = settings["n_images"]
@@ -84,7 +86,9 @@ def suite_autoattack(cfg: dict, model: torch.nn.Module) -> tuple[dict, str]:
               "cpu_seconds": time.process_time() - cpu_started,  # beside the wall time, which a busy machine inflates
               "results": [{"n": k, "clean_accuracy": percent(clean[:k]), "robust_accuracy": percent(robust[:k]),
                            "robust_accuracy_after": {a: percent(after[a][:k]) for a in attacks}} for k in counts]}
+    per_image = {"clean": clean.numpy(), **{f"robust__{a}": after[a].numpy() for a in attacks},
+                 "attacks": np.array(attacks)}
     first = result["results"][0]
-    return result, (f"AutoAttack ({', '.join(attacks)}) on the first {first['n']} test images: clean "
+    return result, per_image, (f"AutoAttack ({', '.join(attacks)}) on the first {first['n']} test images: clean "
                     f"{first['clean_accuracy']:.1f}%, robust {first['robust_accuracy']:.1f}% "
                     f"({result['seconds']:.0f} s on {n} images)")

@@ -91,22 +91,24 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from apr_lib import per_image
     from apr_lib.evaluate import SUITES
     from apr_lib.files import write_json
     from apr_lib.runs import load_run
-    from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_dir
+    from apr_lib.study.config import RunSpec, load_profile, metrics_file, per_image_file, run_dir
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
     _set_threads(args.threads)
     model, _ = load_run(run_dir(profile, run))
-    result, summary = SUITES[args.suite](profile.cfg, model)
+    result, images, summary = SUITES[args.suite](profile.cfg, model)
+    per_image.save(per_image_file(profile, run, args.suite), images)
     write_json(metrics_file(profile, run, args.suite), {"run": run.name, "suite": args.suite, **result})
     print(f"{run.name}: {args.suite}: {summary}")
 
 
 def cmd_report(args) -> None:
-    from apr_lib.paper.index import merge_claims, write_index
+    from apr_lib.paper.index import count_sentence, counted, merge_claims, write_index
     from apr_lib.study.config import load_profile
 
     profile = load_profile(args.profile)
@@ -114,7 +116,7 @@ def cmd_report(args) -> None:
         return report_run(profile, args)
     if args.what == "claims":
         df = merge_claims(profile)
-        print(f"{len(df)} claims: " + ", ".join(f"{n} {v}" for v, n in df["verdict"].value_counts().items()))
+        print(f"the paper's claims: {count_sentence(counted(df))} ({len(df)} checks in all)")
     else:
         write_index(profile)
         print(f"wrote {profile.outputs / 'index.md'}")

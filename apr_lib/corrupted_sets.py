@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import ImageFolder
-from torchvision.transforms.v2 import PILToTensor
 from tqdm.auto import tqdm
 
 from apr_lib.corruptions import corrupt_batch
@@ -87,11 +85,13 @@ def load_c_set(c_dir: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return images.reshape(len(SEVERITIES), n, *images.shape[1:]).contiguous(), torch.from_numpy(labels[:n].astype(np.int64))
 
 
-def load_image_folder_c(c_dir: Path, name: str, severity: int) -> ImageFolder:
+def load_image_folder_c(c_dir: Path, name: str, severity: int) -> torch.utils.data.Dataset:
     """The images of one corruption and severity of an ImageNet-C-style folder tree, as a dataset of
     (uint8 image (3, H, W), class index); class indices follow the sorted class folder names (ImageNet's order)."""
     folder = Path(c_dir) / name / str(severity)
     if not folder.is_dir():
         raise DataMissingError(f"{folder} is missing. ImageNet-C (Zenodo record 2235448) unpacks to "
                                f"{Path(c_dir)}/<corruption>/<severity 1-5>/<class folder>/<images>; put it there.")
+    from torchvision.datasets import ImageFolder  # torchvision loads slowly (apr_lib.data): ImageNet-C only
+    from torchvision.transforms.v2 import PILToTensor  # the same
     return ImageFolder(folder, transform=PILToTensor())

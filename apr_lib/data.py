@@ -1,9 +1,12 @@
 """Datasets: where their files come from (`ensure_dataset`) and reading one split as uint8 tensors (`load_split`).
 
-Files are read by torchvision's own dataset classes, in torchvision's layout under the profile's data root:
-`<root>/FashionMNIST/raw/` (the four decompressed IDX files), `<root>/cifar-10-batches-py/`,
-`<root>/cifar-100-python/`. Everything written here goes through a temporary file and a rename, so an
+Files lie in torchvision's layout under the profile's data root: `<root>/FashionMNIST/raw/` (the four decompressed
+IDX files, read here as torchvision reads them), `<root>/cifar-10-batches-py/`, `<root>/cifar-100-python/` (read by
+torchvision's dataset classes). Everything written here goes through a temporary file and a rename, so an
 interrupted fetch never leaves a file that looks complete.
+
+torchvision is imported only where CIFAR or a download needs it: importing it costs about 2 s of CPU time, and every
+training and evaluation job of the DAG reads a dataset.
 """
 from __future__ import annotations
 
@@ -17,9 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST
-from torchvision.datasets.utils import check_integrity
 
 from apr_lib.errors import DataMissingError, UserError
 from apr_lib.files import atomic_path, write_text
@@ -39,7 +41,8 @@ class DatasetInfo:
 # CIFAR-100 shares CIFAR-10's mean and std because the released APR code normalises both with them.
 _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 DATASETS = {
-    "fmnist": DatasetInfo("fmnist", 10, 1, 28, (0.2860,), (0.3530,), tuple(FashionMNIST.classes)),
+    "fmnist": DatasetInfo("fmnist", 10, 1, 28, (0.2860,), (0.3530,), (  # torchvision's FashionMNIST.classes
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
     "cifar10": DatasetInfo("cifar10", 10, 3, 32, _CIFAR_MEAN, _CIFAR_STD, (
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
     "cifar100": DatasetInfo("cifar100", 100, 3, 32, _CIFAR_MEAN, _CIFAR_STD, None),
@@ -62,7 +65,7 @@ FMNIST_FILES = {
     "t10k-labels-idx1-ubyte": 0x00000801,
 }
 SOURCE_RECORD = "SOURCE.txt"  # beside FashionMNIST/raw/: how the files were fetched
-_CIFAR_READERS = {"cifar10": CIFAR10, "cifar100": CIFAR100}
+_CIFAR_READERS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}  # torchvision.datasets' classes
 CIFAR_HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
@@ -116,9 +119,10 @@ def load_split(name: str, root: str | os.PathLike, train: bool) -> ImageSet:
                 f"Fashion-MNIST is not ready in {raw} ({problems}). "
                 f"Run `apr data prepare --profile <profile>` or apr_lib.data.ensure_dataset('fmnist', {str(root)!r}) "
                 "first: it finds or fetches the files.")
-        dataset = FashionMNIST(root, train=train, download=False)
-        images = dataset.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
-        labels = dataset.targets.to(torch.int64)
+        prefix = "train" if train else "t10k"
+        images = torch.from_numpy(_read_idx(raw / f"{prefix}-images-idx3-ubyte")).unsqueeze(1).contiguous()
+        labels = torch.from_numpy(_read_idx(raw / f"{prefix}-labels-idx1-ubyte")).to(torch.int64)
+        return ImageSet(images=images, labels=labels, classes=list(DATASETS[name].classes))
     else:
         reader = _cifar_reader(name)
         if problems := _cifar_problems(reader, root):
@@ -205,6 +209,7 @@ def _fetch_with_apt(raw: Path) -> str:
 
 
 def _download_fmnist_with_torchvision(raw: Path) -> str:
+    from torchvision.datasets import FashionMNIST  # slow to import (module docstring): only this step needs it
     try:
         _download_with_torchvision(FashionMNIST, raw.parent.parent, "FashionMNIST/raw", list(FMNIST_FILES))
     except (OSError, RuntimeError) as failure:  # no network, a dropped connection, a bad checksum
@@ -218,6 +223,14 @@ def _fmnist_problems(raw: Path) -> str:
         return "no such folder"
     problems = [f"{n} {p}" for n, magic in FMNIST_FILES.items() if (p := _idx_problem(raw / n, magic))]
     return "; ".join(problems)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file's uint8 array in the shape its header gives (checked by _idx_problem first)."""
+    data = path.read_bytes()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
 
 def _idx_problem(path: Path, magic: int) -> str | None:
@@ -263,18 +276,21 @@ def _run(command: list[str], cwd: str) -> None:
 
 # ---- CIFAR ----
 
-def _cifar_reader(name: str) -> type[CIFAR10]:
+def _cifar_reader(name: str) -> type:
+    """torchvision's dataset class of a CIFAR dataset (its files, md5s and reader)."""
     if name not in _CIFAR_READERS:
         raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return _CIFAR_READERS[name]
+    import torchvision.datasets  # slow to import (module docstring): only CIFAR needs it
+    return getattr(torchvision.datasets, _CIFAR_READERS[name])
 
 
-def _cifar_files(reader: type[CIFAR10]) -> list[str]:
+def _cifar_files(reader: type) -> list[str]:
     return [n for n, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
 
 
-def _cifar_problems(reader: type[CIFAR10], root: Path) -> str:
+def _cifar_problems(reader: type, root: Path) -> str:
     """What is wrong with the CIFAR files under `root`, judged by torchvision's md5 list ("" when nothing is)."""
+    from torchvision.datasets.utils import check_integrity  # slow to import (module docstring): CIFAR only
     folder = root / reader.base_folder
     md5s = dict(reader.train_list + reader.test_list) | {reader.meta["filename"]: reader.meta["md5"]}
     problems = [
@@ -284,7 +300,7 @@ def _cifar_problems(reader: type[CIFAR10], root: Path) -> str:
     return "; ".join(problems)
 
 
-def _ensure_cifar(reader: type[CIFAR10], root: Path) -> str:
+def _ensure_cifar(reader: type, root: Path) -> str:
     if not (problems := _cifar_problems(reader, root)):
         return f"already present in {root / reader.base_folder}"
     try:
@@ -295,7 +311,7 @@ def _ensure_cifar(reader: type[CIFAR10], root: Path) -> str:
     return f"downloaded by torchvision from {reader.url}"
 
 
-def _cifar_missing_message(reader: type[CIFAR10], root: Path, problems: str, download: str = "") -> str:
+def _cifar_missing_message(reader: type, root: Path, problems: str, download: str = "") -> str:
     title = reader.__name__.replace("CIFAR", "CIFAR-")
     tried = f"torchvision's download from {reader.url} failed: {download}\n" if download else ""
     return (

@@ -31,8 +31,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from torchvision.datasets import ImageFolder
-from torchvision.transforms.v2 import CenterCrop, Compose, PILToTensor, RandomResizedCrop, Resize
 
 from apr_lib.data import DATASETS, IMAGE_FOLDERS, image_folder_dir, subset_indices
 from apr_lib.errors import ProfileError
@@ -120,10 +118,12 @@ def image_size(config: dict) -> int:
     return config["train"].get("image_size", DATASETS[config["dataset"]].size)
 
 
-def image_folder(dataset: str, root: str | os.PathLike, train: bool, size: int) -> ImageFolder:
+def image_folder(dataset: str, root: str | os.PathLike, train: bool, size: int) -> torch.utils.data.Dataset:
     """The train or val split of an image-folder dataset as (uint8 image (3, size, size), class index): a random
     resized crop for training, the resized centre crop for testing. Classes follow the sorted folder names; PIL
     decodes (and converts grey-scale and CMYK JPEGs to RGB), as for ImageNet-C (apr_lib.corrupted_sets)."""
+    from torchvision.datasets import ImageFolder  # torchvision loads slowly (apr_lib.data): image folders only
+    from torchvision.transforms.v2 import CenterCrop, Compose, PILToTensor, RandomResizedCrop, Resize  # the same
     crop = [RandomResizedCrop(size)] if train else [Resize(round(size * 256 / 224)), CenterCrop(size)]
     return ImageFolder(image_folder_dir(dataset, root, train), transform=Compose([*crop, PILToTensor()]))
 

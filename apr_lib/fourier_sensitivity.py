@@ -54,25 +54,29 @@ def _one_of_each_pair(height: int, width: int) -> list[tuple[int, int, int, int]
 
 
 @torch.inference_mode()
-def fourier_heatmap(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
-                    signs: torch.Tensor, batch_size: int, desc: str = "frequencies") -> torch.Tensor:
-    """Test error (%) of `model` on `images` (N, C, H, W floats in [0, 1]) perturbed at each frequency, (H, W)
-    centred; `signs` from random_signs(N, C, seed)."""
+def fourier_errors(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+                   signs: torch.Tensor, batch_size: int, desc: str = "frequencies") -> torch.Tensor:
+    """Whether `model` misclassifies each of `images` (N, C, H, W floats in [0, 1]) perturbed at each frequency:
+    (H, W, N) booleans, the frequencies centred; `signs` from random_signs(N, C, seed)."""
     n, channels, height, width = images.shape
     if signs.shape != (n, channels, 1, 1):
         raise ValueError(f"signs shaped {tuple(signs.shape)}; expected {(n, channels, 1, 1)} (random_signs)")
     device = next(model.parameters()).device
-    heatmap = torch.empty(height, width)
+    wrong = torch.empty(height, width, n, dtype=torch.bool)
     for i, j, mirror_i, mirror_j in tqdm(_one_of_each_pair(height, width), desc=desc, unit="frequency", disable=None):
         u, v = i - height // 2, j - width // 2
         perturbation = eps * signs * fourier_basis(height, width, u, v)
-        wrong = 0
         for start in range(0, n, batch_size):
             x = (images[start:start + batch_size] + perturbation[start:start + batch_size]).clamp(0, 1)
             logits = model(x.to(device))
-            wrong += int((logits.argmax(1).cpu() != labels[start:start + batch_size]).sum())
-        heatmap[i, j] = heatmap[mirror_i, mirror_j] = 100.0 * wrong / n
-    return heatmap
+            wrong[i, j, start:start + batch_size] = logits.argmax(1).cpu() != labels[start:start + batch_size]
+        wrong[mirror_i, mirror_j] = wrong[i, j]
+    return wrong
+
+
+def fourier_heatmap(wrong: torch.Tensor) -> torch.Tensor:
+    """The heat map: test error (%) at each frequency, (H, W) centred, from `fourier_errors`."""
+    return 100.0 * wrong.float().mean(-1)
 
 
 def band_error(heatmap: torch.Tensor, split_radius: float) -> dict[str, float]:

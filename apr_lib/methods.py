@@ -8,6 +8,9 @@ Every method runs the same pipeline, each stage in the order of the code it come
     on the batch, after           Cutout (DeVries & Taylor: crop, flip, normalise, Cutout) | MixUp | CutMix |
                                   APR-P (released `core/train.py`) | AugMix's views (its code: flip, crop,
                                   augment-and-mix)
+    duplicated batch              train.duplicate_batch (Table 3): the inputs twice, [x, x], the loss their mean,
+                                  as the released FGSM script's cat([X, APR-P(X)]) where it makes no APR-P (its
+                                  APR-S row, prob-p 0); FGSM then starts each copy from its own random point
     adversarial                   adv, and any method with train.adversarial: fgsm (Table 3): FGSM examples
                                   of all the model's inputs (APR-P: both halves, as the released FGSM code)
     loss                          cross-entropy, with soft targets for MixUp/CutMix, summed over APR-P's clean
@@ -203,6 +206,22 @@ REGISTRY: dict[str, Builder] = {  # the names and their order: apr_lib.names.MET
 }
 
 
+def duplicated(parts: Parts, method: str) -> Parts:
+    """`parts` whose batch is the method's inputs twice, [x, x], with the loss averaged over both copies: the released
+    FGSM script trains on cat([X, APR-P(X)]) with a mean loss, so where it makes no APR-P (prob-p 0) on [X, X]."""
+    if isinstance(parts.batch_augment, APRP) or parts.jsd_weight is not None:
+        raise ProfileError(f"train.duplicate_batch does not apply to method {method!r}: its batch already pairs "
+                           "clean and augmented images. Drop train.duplicate_batch for this run.")
+    augment = parts.batch_augment
+
+    def twice(x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if augment is not None:
+            x, labels = augment(x, labels)
+        return torch.cat([x, x]), torch.cat([labels, labels])
+
+    return Parts(parts.autoaugment, parts.per_image, twice, None, True, parts.adversarial)
+
+
 class TrainingMethod:
     """The augmentations of `method`, built from a run's resolved config (apr_lib.study.config.run_config), and its
     loss.
@@ -223,6 +242,8 @@ class TrainingMethod:
             self.parts = Parts(batch_augment=AmplitudePhasePairs(config["apr"]["fft_mode"], generator))
         else:
             self.parts = REGISTRY[method](config, info, generator)
+        if train.get("duplicate_batch"):
+            self.parts = duplicated(self.parts, method)
         self.adv_epsilon = self.adv_step = None
         if self.parts.adversarial or train.get("adversarial") == "fgsm":
             if self.parts.jsd_weight is not None or self.two_labels:

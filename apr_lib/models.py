@@ -421,8 +421,8 @@ class BandRecombinedInput(nn.Module):
     A run whose config sets `bands.amplitude` or `bands.phase` sees every image this way, in training and in every
     evaluation suite: the recombination is the model's first layer, so the suites, which see only the model, test on
     band-recombined images without knowing the run's variant. It is a 2-D DFT per channel, with the paper's z-hat
-    rule (zeros become 1) and radial bands of the centred spectrum in DFT bins (the profile's `bands.radii`; the
-    paper gives none). The recombined images are NOT clipped to [0, 1]: without the low band the amplitude loses
+    rule on the bins outside each band (apr_lib.spectral.keep_band) and radial bands of the centred spectrum in DFT
+    bins (the profile's `bands.radii`; the paper gives none). The recombined images are NOT clipped to [0, 1]: without the low band the amplitude loses
     the mean (z-hat sets it to 1), so the images centre on 0 and clipping would discard half of each; the model's
     normalisation follows unchanged. Random crop and flip act on the original image, before the recombination.
     """

@@ -13,8 +13,13 @@ The paper's sets (CIFAR-10 in-distribution, the `cifar` profile), read from the 
 Image folders may hold their images at any depth (the archives nest a folder of the same name).
 
 Sets made here for any dataset, with fixed seeds (the default profile's, beside Fashion-MNIST):
+- photos        patches of the dataset's size cut at random from scikit-image's bundled photographs (astronaut,
+                camera, chelsea, coffee, rocket) at their own resolution, so they keep a photograph's natural high
+                frequencies (no resizing), converted to the dataset's channels: the natural OOD images of Figures 2/3
+                and 5 on datasets without real OOD sets (Fashion-MNIST);
 - digits        scikit-learn's bundled handwritten digits (1,797 images, 8x8, 17 grey levels, bright strokes on
-                black like Fashion-MNIST's objects), upsampled bilinearly to the dataset's size;
+                black like Fashion-MNIST's objects), upsampled bilinearly to the dataset's size: they have no high
+                frequencies of their own;
 - gaussian, rademacher, blobs: the synthetic sets of the Outlier Exposure benchmark (Hendrycks et al. 2019,
                 CIFAR/test.py), defined there on images in [-1, 1] and mapped here to [0, 1] by v -> (v + 1) / 2:
                 gaussian    clip(N(0.5, 0.25^2), 0, 1) per pixel and channel   (theirs: clip(N(0, 0.5^2), -1, 1));
@@ -37,10 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from torchvision.datasets import SVHN
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
 from apr_lib.data import DATASETS, DatasetInfo, load_split, subset_indices
@@ -58,7 +60,8 @@ IMAGE_FOLDERS = {
     "imagenet_fix": ("Imagenet_fix", f"CSI's Imagenet_fix.tar.gz, {CSI_README}"),
 }
 SVHN_FOLDER = "SVHN"
-REAL_SETS = ("svhn", *IMAGE_FOLDERS, "cifar100", "digits")
+REAL_SETS = ("svhn", *IMAGE_FOLDERS, "cifar100", "photos", "digits")
+PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket")  # scikit-image's bundled photographs (skimage.data)
 GENERATED_SETS = ("gaussian", "rademacher", "blobs", "corollary2")
 SET_NAMES = REAL_SETS + GENERATED_SETS  # the schema's enum of ood.sets lists the same names
 
@@ -106,6 +109,8 @@ def load_ood_set(name: str, info: DatasetInfo, root: Path, n: int | None, seed: 
     if name not in REAL_SETS:
         raise ProfileError(f"OOD set {name!r} cannot be loaded alone; real sets: {', '.join(REAL_SETS)}; "
                            f"noise sets: {', '.join(NOISE)}")
+    if name == "photos":
+        return photo_patches(info, n or 1000, seed)
     images, source = _read_real_set(name, root)
     keep = subset_indices(len(images), n, seed)
     return OODSet(name, match_dataset(images[keep], info), f"{source}; {len(keep):,} of {len(images):,} images")
@@ -163,6 +168,22 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 # ---- real sets ----
 
+def photo_patches(info: DatasetInfo, n: int, seed: int) -> OODSet:
+    """`n` patches of the dataset's size, each from a photograph of PHOTOS drawn uniformly and a uniform position in
+    it, at the photograph's resolution, converted to the dataset's channels."""
+    data = require("skimage.data")
+    photos = [torch.from_numpy(np.atleast_3d(getattr(data, name)())).permute(2, 0, 1) for name in PHOTOS]
+    rng = np.random.default_rng([seed, zlib.crc32(b"photos")])
+    size, patches = info.size, []
+    for k in rng.integers(len(photos), size=n):
+        photo = photos[k]
+        top, left = (int(rng.integers(side - size + 1)) for side in photo.shape[1:])
+        patches.append(match_dataset(photo[None, :, top:top + size, left:left + size], info)[0])
+    return OODSet("photos", torch.stack(patches),
+                  f"{size}x{size} patches of scikit-image's photographs ({', '.join(PHOTOS)}) at their own resolution, "
+                  f"random positions; {n:,} patches, seed {seed}")
+
+
 def _read_real_set(name: str, root: Path) -> tuple[torch.Tensor, str]:
     """All images of a real set as uint8 (N, C, H, W) in their own size and channels, and their source."""
     if name == "digits":
@@ -178,6 +199,7 @@ def _read_real_set(name: str, root: Path) -> tuple[torch.Tensor, str]:
 
 
 def _read_svhn(folder: Path) -> tuple[torch.Tensor, str]:
+    from torchvision.datasets import SVHN  # torchvision loads slowly (apr_lib.data): imported where it is used
     url, filename, _ = SVHN.split_list["test"]
     if not (folder / filename).is_file():
         raise DataMissingError(
@@ -192,6 +214,7 @@ def _read_svhn(folder: Path) -> tuple[torch.Tensor, str]:
 
 
 def _read_image_folder(folder: Path, name: str, origin: str) -> tuple[torch.Tensor, str]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS  # torchvision loads slowly (apr_lib.data)
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS) if folder.is_dir() else []
     if not paths:
         state = "holds no images" if folder.is_dir() else "not found"
@@ -209,6 +232,7 @@ def _read_image_folder(folder: Path, name: str, origin: str) -> tuple[torch.Tens
 
 def match_dataset(images: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
     """uint8 images (N, C, H, W) resized (bilinear, antialiased) and converted to the dataset's size and channels."""
+    import torchvision.transforms.v2.functional as TF  # torchvision loads slowly (apr_lib.data)
     if images.shape[-2:] != (info.size, info.size):
         images = TF.resize(images, [info.size, info.size], antialias=True)
     if images.shape[1] == 3 and info.channels == 1:

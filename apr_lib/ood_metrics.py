@@ -44,6 +44,16 @@ def ood_scores(logits: torch.Tensor) -> dict[str, np.ndarray]:
     return {"msp": logits.softmax(1).max(1).values.numpy(), "max_logit": logits.max(1).values.numpy()}
 
 
+def per_image_scores(logits: torch.Tensor) -> dict[str, np.ndarray]:
+    """Both scores of each row of `logits` as kept per image (apr_lib.per_image): the maximum softmax probability as
+    its log-odds log(msp / (1 - msp)) = max logit - logsumexp(the other logits), which orders images as msp does but
+    does not saturate at 1 in float32, and the maximum logit."""
+    logits = logits.double()
+    top = logits.max(1)
+    others = logits.scatter(1, top.indices[:, None], float("-inf")).logsumexp(1)
+    return {"msp_log_odds": (top.values - others).numpy(), "max_logit": top.values.numpy()}
+
+
 def fpr_at_tpr(labels: np.ndarray, scores: np.ndarray, tpr: float = 0.95) -> float:
     """False-positive rate at the first threshold whose true-positive rate reaches `tpr` (positives: labels 1)."""
     # drop_intermediate=False keeps every threshold, so the first one reaching `tpr` is never skipped.

@@ -13,8 +13,10 @@ On one-channel images the two coincide.
 
 Band masks (Figure 4) are radial in the centred spectrum, as in the frequency helper of the paper's
 reference [46]: low = radius < r_low, mid = r_low <= radius < r_high, high = radius >= r_high.
-Band-limited spectra go through the paper's z-hat rule (zeros become 1) so that every frequency
-still carries a phase.
+The bins a band leaves out, zero after masking, take the paper's z-hat rule (zeros become 1) so that every
+frequency still carries a phase; the bins inside the band keep their values (a non-negative image's zero-frequency
+phase stays 0). The phase filled in is 1 on one bin of each conjugate pair and -1 on its mirror (0 on bins that
+are their own mirror), so the spectrum stays Hermitian and its inverse real.
 """
 from __future__ import annotations
 
@@ -190,25 +192,35 @@ def band_mask(height: int, width: int, band: str, radii: tuple[float, float],
     return r >= r_high
 
 
-def zhat(z: torch.Tensor) -> torch.Tensor:
-    """The paper's transfer function (section 3.1): z-hat = 1 where z == 0, else z."""
-    return torch.where(z == 0, torch.ones_like(z), z)
+def conjugate_sign(shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
+    """+1 on one bin of each pair of conjugate DFT bins (k and -k modulo the size, over every axis of `shape`), -1 on
+    the other, 0 on the bins that are their own conjugate (the zero frequency, Nyquist bins)."""
+    index = torch.arange(int(torch.tensor(shape).prod()), device=device).reshape(shape)
+    dims = tuple(range(len(shape)))
+    mirror = torch.roll(index.flip(dims), shifts=(1,) * len(shape), dims=dims)  # the index of -k at k
+    return torch.sign(mirror - index).float()
 
 
-def keep_band(z: torch.Tensor, band: str, radii: tuple[float, float]) -> torch.Tensor:
-    """Amplitude or phase spectrum `z` (..., H, W) restricted to `band`, then z-hat (Figure 4's A-hat, P-hat).
+def keep_band(z: torch.Tensor, band: str, radii: tuple[float, float], phase: bool = False,
+              mode: str = "per_channel") -> torch.Tensor:
+    """Amplitude spectrum (or, with `phase`, phase spectrum) `z` of a `mode` DFT restricted to `band`, the bins outside
+    the band filled by the z-hat rule (Figure 4's A-hat, P-hat): amplitude 1, phase +-1 (module docstring).
 
     The full band is returned unchanged (Figure 4's A_x and P_x carry no hat).
     """
     if band == "full":
         return z
     mask = band_mask(z.shape[-2], z.shape[-1], band, radii, device=z.device)
-    return zhat(z * mask)
+    if phase:
+        fill = conjugate_sign(tuple(z.shape[d] for d in _fft_dims(z, mode)), z.device).to(z.dtype)
+    else:
+        fill = torch.ones((), dtype=z.dtype, device=z.device)
+    return torch.where(mask, z, fill)
 
 
 def band_recombine(x: torch.Tensor, amplitude_band: str, phase_band: str,
                    radii: tuple[float, float], mode: str = "per_channel") -> torch.Tensor:
-    """Figure 4's training images: iDFT(A-hat_band * exp(i P-hat_band)) of `x` (real part)."""
+    """Figure 4's training images: iDFT(A-hat_band * exp(i P-hat_band)) of `x` (real)."""
     amplitude, phase = amplitude_phase(x, mode)
-    return recombine(keep_band(amplitude, amplitude_band, radii),
-                     keep_band(phase, phase_band, radii), mode).to(x.dtype)
+    return recombine(keep_band(amplitude, amplitude_band, radii, mode=mode),
+                     keep_band(phase, phase_band, radii, phase=True, mode=mode), mode).to(x.dtype)

@@ -4,12 +4,14 @@ For a pair (x_p, x_a), the swapped image iDFT(A_{x_a} * exp(i P_{x_p})) keeps th
 amplitude of x_a (Eq. 5): `apr_lib.ood.swapped`, clipped to [0, 1] and stored as uint8 like any image (the
 corollary2 OOD set is made by the same function).
 
-Beyond the paper's hand-picked examples, `follow_stats` counts over many random pairs how often a model's
-prediction on the swapped image equals its prediction on the amplitude image or on the phase image. Only pairs
-whose two source images the model assigns different classes count (otherwise "follows" is undefined).
+Beyond the paper's hand-picked examples, `follow_per_pair` tells for many random pairs whether a model's prediction
+on the swapped image equals its prediction on the amplitude image or on the phase image, and `follow_stats` counts
+them. Only pairs whose two source images the model assigns different classes count (otherwise "follows" is
+undefined).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from apr_lib.evaluate import predict
@@ -43,27 +45,35 @@ def random_pairs(n_first: int, n_second: int, n: int, seed: int,
     return torch.cat(first)[:n], torch.cat(second)[:n]
 
 
-def follow_stats(model: torch.nn.Module, phase_images: torch.Tensor, amplitude_images: torch.Tensor, mode: str,
-                 amplitude_labels: torch.Tensor | None = None, batch_size: int = 500) -> dict:
-    """Where the model's predictions on the swapped pairs go, in % of the pairs whose sources it tells apart.
-
-    With `amplitude_labels` (the true labels of in-distribution amplitude images), also the share of all swapped
-    images given the amplitude image's label with probability >= HIGH_CONFIDENCE (Corollary 2).
-    """
+def follow_per_pair(model: torch.nn.Module, phase_images: torch.Tensor, amplitude_images: torch.Tensor, mode: str,
+                    amplitude_labels: torch.Tensor | None = None, batch_size: int = 500) -> dict[str, np.ndarray]:
+    """Per pair (booleans): whether the model tells its two sources apart (`told_apart`) and, among those, whether its
+    prediction on the swapped image follows the amplitude image or the phase image; with `amplitude_labels` (the true
+    labels of in-distribution amplitude images), whether the swapped image gets that label with probability >=
+    HIGH_CONFIDENCE (Corollary 2)."""
     on_phase = probabilities(model, phase_images, batch_size).argmax(1)
     on_amplitude = probabilities(model, amplitude_images, batch_size).argmax(1)
     probs = probabilities(model, swapped(phase_images, amplitude_images, mode), batch_size)
     on_swap = probs.argmax(1)
     told_apart = on_phase != on_amplitude
-    n = int(told_apart.sum())
-    share = lambda mask: 100.0 * float((mask & told_apart).sum()) / max(n, 1)
-    stats = {"n_pairs": len(phase_images), "compared": n,
-             "follows_amplitude": share(on_swap == on_amplitude), "follows_phase": share(on_swap == on_phase),
-             "neither": share((on_swap != on_amplitude) & (on_swap != on_phase)),
-             "mean_confidence": 100.0 * float(probs.max(1).values.mean())}
+    pairs = {"told_apart": told_apart, "follows_amplitude": told_apart & (on_swap == on_amplitude),
+             "follows_phase": told_apart & (on_swap == on_phase),
+             "neither": told_apart & (on_swap != on_amplitude) & (on_swap != on_phase),
+             "confidence": probs.max(1).values}
     if amplitude_labels is not None:
-        p_label = probs.gather(1, amplitude_labels[:, None]).squeeze(1)
-        stats["amplitude_label_high_confidence"] = 100.0 * float((p_label >= HIGH_CONFIDENCE).float().mean())
+        pairs["amplitude_label_high_confidence"] = probs.gather(1, amplitude_labels[:, None]).squeeze(1) >= HIGH_CONFIDENCE
+    return {key: value.numpy() for key, value in pairs.items()}
+
+
+def follow_stats(pairs: dict[str, np.ndarray]) -> dict:
+    """`follow_per_pair`'s results in %: where the predictions go, of the pairs whose sources the model tells apart."""
+    n = int(pairs["told_apart"].sum())
+    share = lambda key: 100.0 * float(pairs[key].sum()) / max(n, 1)
+    stats = {"n_pairs": len(pairs["told_apart"]), "compared": n, "follows_amplitude": share("follows_amplitude"),
+             "follows_phase": share("follows_phase"), "neither": share("neither"),
+             "mean_confidence": 100.0 * float(pairs["confidence"].mean())}
+    if "amplitude_label_high_confidence" in pairs:
+        stats["amplitude_label_high_confidence"] = 100.0 * float(pairs["amplitude_label_high_confidence"].mean())
     return stats
 
 

@@ -11,6 +11,7 @@ from apr_lib.augment import APRP, APRS
 from apr_lib.study.config import load_profile, metrics_file, run_config, table_runs
 from apr_lib.errors import ProfileError
 from apr_lib.spectral import swap_amplitude
+import fakes
 from conftest import tiny_profile
 
 torch.set_num_threads(1)
@@ -51,23 +52,27 @@ def ablation_profile(tmp_path, monkeypatch):
 
 
 def write_metrics(profile, values: dict) -> None:
-    """values: variant -> (clean error, mean corruption error, msp AUROC, max-logit AUROC)."""
+    """values: variant -> (clean error, mean corruption error, msp AUROC, max-logit AUROC); clean per image too."""
     for run in table_runs(profile, KEY):
         clean, corruption, msp, max_logit = values[run.variant]
-        for suite, content in (("clean", {"error": clean}), ("corruption", {"mean_corruption_error": corruption}),
+        fakes.write_clean(profile, run, clean + run.seed / 10)
+        for suite, content in (("corruption", {"mean_corruption_error": corruption}),
                                ("ood", {"msp": {"mean": {"auroc": msp}}, "max_logit": {"mean": {"auroc": max_logit}}})):
             path = metrics_file(profile, run, suite)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content))
 
 
-def test_each_row_compares_the_released_run_with_the_run_that_flips_its_option(ablation_profile):
-    variants = {"released": {"train": {"epochs": 1}},
-                "paper-p_prob": {"train": {"epochs": 1}, "apr": {"p_prob": 1.0}},
-                "paper-s_overflow": {"train": {"epochs": 1}, "apr": {"s_overflow": "clip"}}}
+AS_RELEASED = {"train": {"epochs": 1}, "apr": {"s_overflow": "wrap"}}  # the tiny profile clips; the release wraps
+
+
+def test_each_row_compares_the_released_runs_with_the_runs_that_flip_its_option(ablation_profile):
+    variants = {"released": AS_RELEASED,
+                "paper-p_prob": {"train": {"epochs": 1}, "apr": {"s_overflow": "wrap", "p_prob": 1.0}},
+                "paper-s_overflow": {"train": {"epochs": 1}}}
     profile = ablation_profile(variants, list(variants))
     released, flipped = option_runs(profile)
-    assert released.variant == "released" and set(flipped) == {"p_prob", "s_overflow"}
+    assert [r.variant for r in released] == ["released"] and set(flipped) == {"p_prob", "s_overflow"}
     write_metrics(profile, {"released": (10.0, 30.0, 80.0, 82.0), "paper-p_prob": (11.0, 28.0, 81.0, 83.0),
                             "paper-s_overflow": (9.5, 31.0, 79.0, 80.0)})
     df = measure(profile).set_index("option")
@@ -83,18 +88,35 @@ def test_each_row_compares_the_released_run_with_the_run_that_flips_its_option(a
     score = df.loc["OOD score"]  # no run: the released model scored by max logit (released) and msp (paper)
     assert (score["ood_auroc_released"], score["ood_auroc_paper_text"]) == (82.0, 80.0)
     assert score["clean_error_released"] == score["clean_error_paper_text"] == 10.0
-    verdicts = {c["claim"].split(": ")[-1]: c["verdict"] for c in claims(profile, measure(profile))}
-    assert verdicts == {"APR-P probability.": "holds", "clean batch kept.": "not run"}
+    (claim,) = claims(profile, measure(profile))
+    assert claim["verdict"] == "not run" and "apr.keep_clean" in claim["note"] and claim["kind"] == "released code"
+
+
+def test_the_authors_claim_needs_both_ways_of_augmenting_more_with_seeds(ablation_profile):
+    variants = {"released": AS_RELEASED,
+                "p1": {"train": {"epochs": 1}, "apr": {"s_overflow": "wrap", "p_prob": 1.0}},
+                "pairs": {"train": {"epochs": 1}, "apr": {"s_overflow": "wrap", "keep_clean": False}}}
+    profile = ablation_profile(variants, list(variants))
+    profile.cfg["seeds"] = [0, 1, 2]
+    write_metrics(profile, {"released": (10.0, 30.0, 80.0, 82.0), "p1": (14.0, 28.0, 81.0, 83.0),
+                            "pairs": (13.0, 31.0, 79.0, 80.0)})
+    (claim,) = claims(profile, measure(profile))
+    assert claim["verdict"] == "holds" and claim["low"] > 0 and claim["seeds"] == "3 vs 3"
+    profile.cfg["seeds"] = [0]
+    (claim,) = claims(profile, measure(profile))
+    assert claim["verdict"] == "inconclusive" and "one seed" in claim["note"]
 
 
 def test_runs_that_change_more_than_one_option_or_lack_a_released_run_are_refused(ablation_profile):
-    profile = ablation_profile({"two": {"apr": {"p_prob": 1.0, "keep_clean": False}}}, ["", "two"])
+    two = {"apr": {"s_overflow": "wrap", "p_prob": 1.0, "keep_clean": False}}
+    profile = ablation_profile({"released": AS_RELEASED, "two": two}, ["released", "two"])
     with pytest.raises(ProfileError, match="variant 'two' changes keep_clean, p_prob"):
         option_runs(profile)
-    profile = ablation_profile({"longer": {"train": {"epochs": 5}, "apr": {"p_prob": 1.0}}}, ["", "longer"])
+    longer = {"train": {"epochs": 5}, "apr": {"s_overflow": "wrap", "p_prob": 1.0}}
+    profile = ablation_profile({"released": AS_RELEASED, "longer": longer}, ["released", "longer"])
     with pytest.raises(ProfileError, match="variant 'longer' changes p_prob, train"):
         option_runs(profile)
-    profile = ablation_profile({"one": {"apr": {"p_prob": 1.0}}}, ["one"])
+    profile = ablation_profile({"one": {"apr": {"s_overflow": "wrap", "p_prob": 1.0}}}, ["one"])
     with pytest.raises(ProfileError, match="no run trains as released"):
         option_runs(profile)
 
@@ -103,9 +125,9 @@ def test_runs_that_change_more_than_one_option_or_lack_a_released_run_are_refuse
 def test_shipped_ablation_runs_flip_to_the_papers_values(name):
     profile = load_profile(name)
     paper = {o.key: o.paper for o in OPTIONS}
-    assert all(profile["apr"][o.key] == o.released for o in OPTIONS if o.key)  # profiles default to the release
     released, flipped = option_runs(profile)
-    for key, run in flipped.items():
-        assert run_config(profile, run)["apr"][key] == paper[key]
+    assert all(run_config(profile, run)["apr"][o.key] == o.released for run in released for o in OPTIONS if o.key)
+    for key, runs in flipped.items():
+        assert all(run_config(profile, run)["apr"][key] == paper[key] for run in runs)
     # the FFT mode is trained only where it can matter (3-channel CIFAR), not on Fashion-MNIST
     assert ("fft_mode" in flipped) == (profile["dataset"] != "fmnist")

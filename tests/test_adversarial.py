@@ -8,22 +8,23 @@ import torch.nn.functional as F
 
 from apr_lib import load_run
 from apr_lib.adversarial import autoattack, suite_autoattack
-from apr_lib.study.config import (RunSpec, load_profile, metrics_file, run_config, table_runs, validate_profile,
-                                  with_variant)
+from apr_lib.study.config import (RunSpec, load_profile, run_config, table_runs, validate_profile, with_variant)
 from apr_lib.data import load_split
 from apr_lib.errors import ProfileError
-from apr_lib.files import write_json
 from apr_lib.methods import TrainingMethod, apply_with_probability, fgsm_random_start
 from apr_lib.models import build_model
 from apr_lib.paper.table3_adversarial import claims as table3_claims, measure as table3_metrics, table3
 from apr_lib.train import lr_schedule, train_run
+import fakes
 from conftest import tiny_profile
 
 torch.set_num_threads(1)
 
 ROWS = {"standard@fgsm": "fgsm", "cutout@fgsm": "fgsm_cutout", "apr_p@fgsm_apr_p": "fgsm_apr_p",
-        "apr_s@fgsm_apr_s": "fgsm_apr_s", "apr_sp@fgsm_apr_sp": "fgsm_apr_sp"}
-RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90}  # docs/released_code.md
+        "apr_s@fgsm_apr_s": "fgsm_apr_s", "apr_sp@fgsm_apr_sp": "fgsm_apr_sp",
+        "standard@fgsm_duplicated": "fgsm_duplicated"}
+RELEASED_EPOCHS = {"fgsm": 30, "fgsm_apr_p": 55, "fgsm_apr_s": 65, "fgsm_apr_sp": 90,  # docs/released_code.md
+                   "fgsm_duplicated": 30}  # the control trains as FGSM's row
 
 
 def fmnist_model() -> nn.Module:
@@ -37,7 +38,8 @@ def test_each_row_runs_its_own_variant(name):
     profile = load_profile(name)
     runs = table_runs(profile, "table3_adversarial")
     rows = [f"{r.method}@{r.variant}" for r in runs]
-    assert rows == list(ROWS) * len(profile["seeds"]) if name != "tiny" else set(rows) <= set(ROWS)
+    assert (list(dict.fromkeys(rows)) == list(ROWS) and len(rows) == len(ROWS) * len(profile["seeds"])
+            if name != "tiny" else set(rows) <= set(ROWS))
     for run in runs:
         config = run_config(profile, run)
         train = config["train"]
@@ -100,6 +102,35 @@ def test_fgsm_trains_on_examples_within_epsilon_of_all_2b_inputs(tmp_path, fmnis
     assert perturbation.abs().max() == pytest.approx(epsilon, abs=1e-6)
     assert (perturbation.abs().amax(dim=(1, 2, 3)) > 0).all()  # every image of both halves is attacked
     assert seen[1].min() >= 0 and seen[1].max() <= 1
+
+
+@pytest.mark.parametrize("profile_name", ["default", "cifar"])
+@pytest.mark.parametrize("row", ["apr_s@fgsm_apr_s", "standard@fgsm_duplicated"])
+def test_released_apr_s_row_and_its_control_train_on_the_batch_twice_from_two_random_starts(profile_name, row):
+    # The released FGSM script trains on cat([X, APR-P(X)]) with a mean loss and attacks all 2B images: its APR-S row
+    # (prob-p 0) sees [X, X], each copy from its own random start; the control does the same without APR.
+    profile = load_profile(profile_name)
+    method, variant = row.split("@")
+    config = run_config(profile, RunSpec(profile["dataset"], "small_cnn", method, 0, variant))
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,))
+    x, targets = TrainingMethod(method, config, torch.Generator().manual_seed(0)).augment(images, labels)
+    assert len(x) == 16 and torch.equal(x[:8], x[8:]) and torch.equal(targets, labels.repeat(2))
+    model = fmnist_model().eval()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    loss = TrainingMethod(method, config, torch.Generator().manual_seed(0)).loss(model, images, labels)
+    attacked = seen[-1]
+    assert len(attacked) == 16 and not torch.equal(attacked[:8], attacked[8:])  # two independent random starts
+    assert (attacked - x).abs().max() <= config["adv"]["epsilon_levels"] / 255 + 1e-6
+    with torch.no_grad():
+        assert loss.item() == pytest.approx(F.cross_entropy(model(attacked), targets).item(), rel=1e-5)  # mean of 2B
+
+
+def test_duplicated_batch_is_refused_where_the_batch_already_pairs_images(tmp_path, fmnist_root):
+    config = tiny_config(tmp_path, fmnist_root, "apr_p", {"train": {"adversarial": "fgsm", "duplicate_batch": True}})
+    with pytest.raises(ProfileError, match="train.duplicate_batch does not apply to method 'apr_p'"):
+        TrainingMethod("apr_p", config)
 
 
 def test_fgsm_step_raises_the_loss():
@@ -219,8 +250,10 @@ def test_autoattack_lowers_the_accuracy_of_a_weak_model(tmp_path, fmnist_root, w
     monkeypatch.chdir(tmp_path)
     path = tiny_profile(tmp_path, fmnist_root, autoattack={"attacks": ["apgd-ce"], "n_images": [40, 80],
                                                            "epsilon_levels": 8, "batch_size": 80, "seed": 0})
-    result, summary = suite_autoattack(load_profile(str(path)).cfg, weak_model)
+    result, per_image, summary = suite_autoattack(load_profile(str(path)).cfg, weak_model)
     first, whole = result["results"]
+    assert 100 * per_image["robust__apgd-ce"].mean() == pytest.approx(whole["robust_accuracy"])
+    assert 100 * per_image["clean"][:40].mean() == pytest.approx(first["clean_accuracy"])
     assert [first["n"], whole["n"]] == [40, 80] and result["attack_set"] == "reduced"
     assert whole["clean_accuracy"] > 50  # the model works on clean images...
     assert whole["robust_accuracy"] < whole["clean_accuracy"] - 20  # ...and the attack breaks many of them
@@ -245,33 +278,35 @@ def test_autoattack_asking_for_more_images_than_the_test_set_names_the_key(tmp_p
 
 # ---- the table and its claims, from metrics files ----
 
-def write_metrics(profile, numbers: dict) -> None:
-    """clean and autoattack metrics files for each Table 3 run: numbers = {row: (clean %, robust %)}."""
+def write_metrics(profile, numbers: dict, seeds=(0, 1, 2)) -> None:
+    """clean and autoattack results of each Table 3 run: numbers = {row: (clean %, robust %)}, + seed / 10."""
+    profile.cfg["seeds"] = list(seeds)
     for run in table_runs(profile, "table3_adversarial"):
-        clean, robust = numbers[ROWS[f"{run.method}@{run.variant}"]]
-        write_json(metrics_file(profile, run, "clean"), {"n": 500, "error": 101 - clean})
-        results = [{"n": n, "clean_accuracy": clean, "robust_accuracy": robust,
-                    "robust_accuracy_after": {"apgd-ce": robust}} for n in profile["autoattack"]["n_images"]]
-        write_json(metrics_file(profile, run, "autoattack"), {"attacks": ["apgd-ce"], "results": results,
-                                                              "seconds": 1.0, "cpu_seconds": 1.0})
+        clean, robust = (v + run.seed / 10 for v in numbers[ROWS[f"{run.method}@{run.variant}"]])
+        fakes.write_clean(profile, run, 101 - clean, n=4000)
+        fakes.write_autoattack(profile, run, clean, robust)
 
 
-def test_table_puts_the_papers_numbers_beside_the_protocol_rows(tmp_path, monkeypatch):
+def test_table_and_claims(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     profile = load_profile("default")
-    profile.cfg["autoattack"] = {**profile["autoattack"], "n_images": [40, 80]}
-    write_metrics(profile, {"fgsm": (80, 40), "fgsm_cutout": (79, 38), "fgsm_apr_p": (82, 41),
-                            "fgsm_apr_s": (79, 43), "fgsm_apr_sp": (83, 44)})
+    profile.cfg["autoattack"] = {**profile["autoattack"], "n_images": [1000, 2000]}
+    write_metrics(profile, {"fgsm": (80, 40), "fgsm_cutout": (79, 30), "fgsm_apr_p": (82, 47), "fgsm_apr_s": (60, 55),
+                            "fgsm_apr_sp": (90, 60), "fgsm_duplicated": (80, 41)})
     df = table3(profile, table3_metrics(profile))
-    assert list(df["method"][::2]) == ["FGSM", "FGSM w/ Cutout", "FGSM w/ APR-P", "FGSM w/ APR-S", "FGSM w/ APR-SP"]
-    assert list(df["images"][:2]) == ["first 40", "first 80"]
-    first = df[df["images"] == "first 40"]
-    assert list(first["paper"]) == [43.2, 41.6, 44.1, 45.0, 45.7]  # Table 3 of params/paper_results.yaml
-    assert list(first["clean_paper"]) == [83.3, 81.3, 85.3, 83.5, 84.3]
-    assert df[df["images"] == "first 80"]["paper"].isna().all()  # not the paper's protocol: no paper number
-    assert list(first["ours"]) == [40, 38, 41, 43, 44] and list(first["test_acc"]) == [79, 78, 81, 78, 82]
+    assert list(df["method"][::2]) == ["FGSM", "FGSM w/ Cutout", "FGSM w/ APR-P", "FGSM w/ APR-S", "FGSM w/ APR-SP",
+                                       "FGSM, batch duplicated (control)"]
+    assert list(df["images"][:2]) == ["first 1,000", "first 2,000"]
+    first = df[df["images"] == "first 1,000"]
+    assert list(first["paper"]) == [43.2, 41.6, 44.1, 45.0, 45.7, None]  # Table 3 of params/paper_results.yaml
+    assert list(first["clean_paper"]) == [83.3, 81.3, 85.3, 83.5, 84.3, None]
+    assert df[df["images"] == "first 2,000"]["paper"].isna().all()  # not the paper's protocol: no paper number
+    assert all(low < ours < high for low, ours, high in zip(first["ours_low"], first["ours"], first["ours_high"]))
+    assert set(first["seeds"]) == {3}
 
     claims = table3_claims(profile, table3_metrics(profile))
-    # Only "APR keeps the clean accuracy" fails here: APR-S's 79 is below FGSM's 80.
-    assert [c["verdict"] for c in claims] == ["holds", "holds", "fails", "holds", "holds", "holds"]
-    assert claims[0]["ours"] == "40.0 vs 38.0" and claims[0]["paper"] == "43.2 vs 41.6"
+    # APR-S's clean accuracy (60) is far below FGSM's (80): "while maintaining test accuracy" fails that claim
+    assert [c["verdict"] for c in claims] == ["holds", "fails", "holds", "holds", "holds", "holds"]
+    assert claims[1]["measure"] == "clean accuracy %, FGSM w/ APR-S - FGSM" and claims[1]["high"] < 0
+    assert claims[0]["paper"] == "43.2 vs 41.6" and claims[0]["kind"] == "paper"
+    assert claims[5]["kind"] == "beyond paper" and "FGSM, batch duplicated (control)" in claims[5]["measure"]

@@ -7,10 +7,11 @@ import torch
 
 from apr_lib import load_run
 from apr_lib.paper.fig4_amp_phase_grid import KEY, claims, measure
-from apr_lib.study.config import RunSpec, load_profile, metrics_file, run_config, table_runs
+from apr_lib.study.config import RunSpec, load_profile, run_config, table_runs
 from apr_lib.models import BandRecombinedInput, build_run_model, config_bands
 from apr_lib.paper.paper_results import paper_fig4
 from apr_lib.spectral import BANDS, band_recombine
+import fakes
 from conftest import tiny_profile
 
 torch.set_num_threads(1)
@@ -58,13 +59,13 @@ def fig4_profile(tmp_path, monkeypatch):
     return band_profile(tmp_path, CELLS)
 
 
-def write_accuracies(profile, accuracy: dict) -> None:
+def write_accuracies(profile, accuracy: dict, seeds=(0, 1, 2)) -> None:
+    """Clean results of each cell's runs: accuracy[cell] % + seed / 4."""
+    profile.cfg["seeds"] = list(seeds)
     for run in table_runs(profile, KEY):
         cell = config_bands(run_config(profile, run))
         if cell in accuracy:
-            path = metrics_file(profile, run, "clean")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"error": 100.0 - accuracy[cell]}))
+            fakes.write_clean(profile, run, 100.0 - accuracy[cell] - run.seed / 4, n=4000)
 
 
 def test_grid_reads_each_cell_from_its_runs_metrics_beside_the_paper(fig4_profile):
@@ -72,7 +73,7 @@ def test_grid_reads_each_cell_from_its_runs_metrics_beside_the_paper(fig4_profil
     write_accuracies(fig4_profile, accuracy)
     df = measure(fig4_profile)
     assert list(zip(df["amplitude"], df["phase"])) == CELLS
-    assert df["ours"].tolist() == pytest.approx([accuracy[c] for c in CELLS])
+    assert df["ours"].tolist() == pytest.approx([accuracy[c] + 0.25 for c in CELLS], abs=0.02)
     assert df["paper"].tolist() == [paper_fig4()[a][p] for a, p in CELLS]
 
 
@@ -80,11 +81,11 @@ def test_claims_on_the_papers_grid_hold_and_on_its_transpose_fail(fig4_profile):
     paper = paper_fig4()
     write_accuracies(fig4_profile, {(a, p): paper[a][p] for a, p in CELLS})
     verdicts = [c["verdict"] for c in claims(fig4_profile, measure(fig4_profile))]
-    assert verdicts == ["holds", "holds", "holds"]  # the paper's own reading of its grid
+    assert verdicts == ["holds", "holds"]  # the paper's own reading of its grid: both readings of the first claim
     # Transposed, the phase matters more than the amplitude, and the high amplitude band's best phase is the low band.
     write_accuracies(fig4_profile, {(a, p): paper[p][a] for a, p in CELLS})
     verdicts = [c["verdict"] for c in claims(fig4_profile, measure(fig4_profile))]
-    assert verdicts == ["fails", "fails", "fails"]
+    assert verdicts == ["fails", "fails"]
 
 
 def test_cells_without_runs_stay_blank_and_claims_not_run(tmp_path, monkeypatch):

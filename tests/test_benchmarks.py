@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from apr_lib.study.config import REPO_ROOT
-from apr_lib.spectral import amplitude_phase, recombine, swap_amplitude, swap_amplitude_with_partners
+from apr_lib.spectral import swap_amplitude
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import common  # noqa: E402

@@ -112,8 +112,10 @@ def test_image_folder_loader_reads_png_and_jpeg_as_rgb_uint8(tmp_path):
 
 def test_corruption_evaluation_on_image_folders(tmp_path):
     write_image_folders(tmp_path / "ImageNet-C")
-    result = evaluate_corruptions(GreyLevelClassifier(), tmp_path / "ImageNet-C", ["fog", "snow"], [1, 2],
-                                  batch_size=4, image_folders=True)
+    result, per_image = evaluate_corruptions(GreyLevelClassifier(), tmp_path / "ImageNet-C", ["fog", "snow"], [1, 2],
+                                             batch_size=4, image_folders=True)
+    assert per_image["correct"].shape == (2, 2, 6) and per_image["correct"].sum() == 22  # one wrong at severity 2
+    assert list(per_image["corruptions"]) == ["fog", "snow"] and list(per_image["severities"]) == [1, 2]
     assert result["errors"] == {"fog": {"1": 0.0, "2": pytest.approx(100 / 6)},
                                 "snow": {"1": 0.0, "2": pytest.approx(100 / 6)}}
     assert result["corruption_error"] == {"fog": pytest.approx(100 / 12), "snow": pytest.approx(100 / 12)}
@@ -140,7 +142,7 @@ def test_the_corruption_suite_of_an_imagenet_profile_reads_imagenet_c_folders(tm
         "eval": {"batch_size": 5, "corruptions": ["fog", "snow"], "severities": [1, 2, 3, 4, 5]}})
     assert c_set_dir("imagenet", tmp_path, 1000) == tmp_path / "ImageNet-C"  # never generated
     assert suite_inputs(profile, "corruption") == []  # read directly: a dry run must not need ImageNet-C
-    result, summary = suite_corruption(profile.cfg, GreyLevelClassifier())
+    result, _, summary = suite_corruption(profile.cfg, GreyLevelClassifier())
     assert result["source"] == f"official files ({tmp_path / 'ImageNet-C'})"
     assert result["mean_corruption_error"] == pytest.approx(100 / 6 / 5)  # one wrong image, at severity 2
     assert "mean corruption error 3.33%" in summary
@@ -153,16 +155,18 @@ def test_corruption_evaluation_on_npy_files_matches_direct_computation(tmp_path)
     images[:5] = 220  # wrong for every label but 2
     write_official_layout(tmp_path / "set", images, labels, names=("fog",))
     model = GreyLevelClassifier()
-    result = evaluate_corruptions(model, tmp_path / "set", ["fog"], [1, 4], batch_size=7)
-    for severity in (1, 4):
+    result, per_image = evaluate_corruptions(model, tmp_path / "set", ["fog"], [1, 4], batch_size=7)
+    for k, severity in enumerate((1, 4)):
         x = torch.from_numpy(images + (severity - 1)).permute(0, 3, 1, 2).float() / 255
         with torch.no_grad():
             logits = model(x)
         expected_error = 100 * (logits.argmax(1).numpy() != labels).mean()
         assert result["errors"]["fog"][str(severity)] == pytest.approx(expected_error)
+        np.testing.assert_array_equal(per_image["correct"][0, k], logits.argmax(1).numpy() == labels)
         assert result["calibration_errors"]["fog"][str(severity)] == pytest.approx(
             calibration_percent(logits, torch.from_numpy(labels)))
     assert result["calibration"].startswith("RMS calibration error (%)")
-    clean = evaluate_clean(model, torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels), 8)
+    clean, clean_images = evaluate_clean(model, torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels), 8)
+    np.testing.assert_array_equal(clean_images["correct"], per_image["correct"][0, 0])
     assert clean["error"] == pytest.approx(result["errors"]["fog"]["1"])
     assert clean["calibration_error"] == pytest.approx(result["calibration_errors"]["fog"]["1"])

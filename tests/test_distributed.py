@@ -105,7 +105,8 @@ class ColourClassifier(torch.nn.Module):
 
 def test_the_clean_suite_of_an_imagenet_profile_reads_the_validation_folders(tmp_path, image_root):
     profile = load_profile(str(imagenet_profile(tmp_path, image_root)))
-    result, summary = SUITES["clean"](profile.cfg, ColourClassifier())
+    result, per_image, summary = SUITES["clean"](profile.cfg, ColourClassifier())
+    assert per_image["correct"].shape == (24,) and per_image["correct"].all()
     assert result["n"] == 24 and result["error"] == 0.0 and summary == "clean error 0.00%"
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from apr_lib.fourier_sensitivity import (_one_of_each_pair, band_error, centred_radius, fourier_basis, fourier_heatmap,
-                                         random_signs)
+from apr_lib.fourier_sensitivity import (_one_of_each_pair, band_error, centred_radius, fourier_basis, fourier_errors,
+                                         fourier_heatmap, random_signs)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,11 +54,13 @@ class Detector(nn.Module):
 def test_a_detector_of_one_frequency_fails_there_and_only_there():
     size, a, b = 8, 1, -3
     images = torch.full((6, 1, size, size), 0.5)  # flat grey: no component but the zero frequency; no clipping
-    heatmap = fourier_heatmap(Detector(size, a, b), images, torch.zeros(6, dtype=torch.long), eps=1.0,
-                              signs=random_signs(6, 1, seed=0), batch_size=4)
+    wrong = fourier_errors(Detector(size, a, b), images, torch.zeros(6, dtype=torch.long), eps=1.0,
+                           signs=random_signs(6, 1, seed=0), batch_size=4)
+    assert wrong.shape == (size, size, 6)
     expected = torch.zeros(size, size)
     expected[a + size // 2, b + size // 2] = expected[-a + size // 2, -b + size // 2] = 100.0
-    assert torch.equal(heatmap, expected)
+    assert torch.equal(fourier_heatmap(wrong), expected)
+    assert wrong[a + size // 2, b + size // 2].all() and wrong.sum() == 2 * 6  # every image, both mirror positions
 
 
 def test_signs_are_reproducible_and_checked():
@@ -66,7 +68,7 @@ def test_signs_are_reproducible_and_checked():
     assert signs.shape == (50, 3, 1, 1) and set(signs.unique().tolist()) == {-1.0, 1.0}
     assert torch.equal(signs, random_signs(50, 3, seed=1))
     with pytest.raises(ValueError, match=r"signs shaped \(50, 3, 1, 1\); expected \(4, 1, 1, 1\)"):
-        fourier_heatmap(Detector(4, 1, 1), torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), 1.0, signs, 4)
+        fourier_errors(Detector(4, 1, 1), torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), 1.0, signs, 4)
 
 
 def test_band_error_splits_the_map_by_radius():

@@ -3,9 +3,7 @@ GPU, spread over the GPUs before they share one, and Snakemake runs that many GP
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml

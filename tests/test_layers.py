@@ -198,6 +198,15 @@ def test_parsing_the_snakefile_imports_no_torch(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_training_and_evaluation_jobs_start_without_torchvision():
+    """torchvision costs about 2 s of CPU time to import, in every train and evaluate job of the DAG: their code path
+    (on in-memory datasets) imports it only where CIFAR, an image folder or a download needs it."""
+    result = run_python("import sys\nimport apr_lib.cli, apr_lib.train, apr_lib.evaluate, apr_lib.runs\n"
+                        "print('torchvision' in sys.modules)\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"
+
+
 def core_modules() -> list[str]:
     return sorted(m for m in module_files(REPO_ROOT, PACKAGE) if layer(m) == "core" and m != PACKAGE)
 

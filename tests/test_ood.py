@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import skimage.data
 import torch
 import yaml
 from PIL import Image
@@ -15,8 +16,9 @@ from apr_lib import ood
 from apr_lib.study.config import REPO_ROOT, load_profile
 from apr_lib.data import DATASETS
 from apr_lib.errors import DataMissingError, ProfileError
-from apr_lib.ood_metrics import METRICS, SCORES, detection_metrics, fpr_at_tpr, ood_evaluation, ood_scores
-from apr_lib.spectral import amplitude_phase
+from apr_lib.ood_metrics import (METRICS, SCORES, detection_metrics, fpr_at_tpr, ood_evaluation, ood_scores,
+                                per_image_scores)
+from apr_lib.spectral import amplitude_phase, band_mask
 from test_data import Py2Str, cifar_batch, write_cifar
 
 FMNIST, CIFAR10 = DATASETS["fmnist"], DATASETS["cifar10"]
@@ -122,6 +124,22 @@ def test_scores_and_evaluation():
     assert result["mean_msp"]["a"] == pytest.approx(100 * torch.softmax(logits_out["a"], 1).max(1).values.mean().item())
 
 
+def test_per_image_scores_rank_as_the_scores_and_give_the_same_auroc():
+    rng = torch.Generator().manual_seed(1)
+    logits_in, logits_out = torch.randn(60, 10, generator=rng) * 4, torch.randn(50, 10, generator=rng) * 2
+    kept_in, kept_out = per_image_scores(logits_in), per_image_scores(logits_out)
+    msp = ood_scores(logits_in)["msp"]
+    np.testing.assert_allclose(kept_in["msp_log_odds"], np.log(msp / (1 - msp)), rtol=1e-9)
+    # float32, as kept: the AUROC of the kept scores is the evaluation's
+    result = ood_evaluation(logits_in, {"a": logits_out})
+    for score, kept in (("msp", "msp_log_odds"), ("max_logit", "max_logit")):
+        auroc = detection_metrics(kept_in[kept].astype(np.float32), kept_out[kept].astype(np.float32))["auroc"]
+        assert auroc == pytest.approx(result[score]["a"]["auroc"])
+    # a confident image whose msp is 1.0 in float32 keeps its rank
+    confident = per_image_scores(torch.tensor([[40.0, 0.0], [30.0, 0.0]]))["msp_log_odds"].astype(np.float32)
+    assert confident[0] > confident[1]
+
+
 def test_metrics_need_both_sets():
     with pytest.raises(ValueError, match="need in-distribution and OOD scores"):
         detection_metrics(np.array([1.0]), np.array([]))
@@ -153,6 +171,32 @@ def test_digits_are_upsampled_bright_strokes_on_black():
     corners = digits.images[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]].float()
     assert corners.mean() < 30 and digits.images.float().amax(dim=(1, 2, 3)).mean() > 200  # black frame, white ink
     assert ood.load_ood_set("digits", CIFAR10, Path("unused"), 5, seed=0).images.shape == (5, 3, 32, 32)
+
+
+def high_frequency_share(images: torch.Tensor) -> float:
+    """Share of the spectrum's energy (mean removed) at radius >= a quarter of the image side."""
+    x = images.double() / 255
+    power = torch.fft.fft2(x - x.mean((-2, -1), keepdim=True)).abs() ** 2
+    return float(power[..., band_mask(*x.shape[-2:], "high", (1, x.shape[-1] / 4))].sum() / power.sum())
+
+
+def test_photo_patches_are_crops_at_the_photographs_resolution():
+    patches = ood.load_ood_set("photos", CIFAR10, Path("unused"), 6, seed=0)
+    assert patches.images.shape == (6, 3, 32, 32) and "astronaut" in patches.source
+    photos = [np.atleast_3d(getattr(skimage.data, name)()).transpose(2, 0, 1) for name in ood.PHOTOS]
+    for patch in patches.images.numpy():
+        found = False
+        for photo in photos:
+            photo = np.broadcast_to(photo, (3, *photo.shape[1:]))
+            for i, j in zip(*np.nonzero((photo == patch[:, :1, :1]).all(0))):
+                found |= np.array_equal(photo[:, i:i + 32, j:j + 32], patch)
+        assert found  # a crop, not a resized image
+    grey = ood.load_ood_set("photos", FMNIST, Path("unused"), 200, seed=0)
+    assert grey.images.shape == (200, 1, 28, 28)
+    assert torch.equal(ood.load_ood_set("photos", FMNIST, Path("unused"), 200, seed=0).images, grey.images)
+    # A photograph's own high frequencies, which upsampled 8x8 digits lack
+    digits = ood.load_ood_set("digits", FMNIST, Path("unused"), 200, seed=0)
+    assert high_frequency_share(grey.images) > 3 * high_frequency_share(digits.images)
 
 
 def test_corollary2_keeps_the_amplitude_of_the_in_distribution_image():

@@ -6,10 +6,14 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
+from apr_lib import per_image
+from apr_lib.paper.index import ledger_problems
 from apr_lib.paper.manifest import manifest_file
+from apr_lib.paper.report import KINDS, VERDICTS
 from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.study.sections import SECTIONS
 from apr_lib.study.targets import claims_table, index_page, section_outputs
@@ -51,7 +55,8 @@ def test_all_produces_every_declared_output(tiny_project):
 
 def test_table1_numbers_come_from_the_metrics_files(tiny_project):
     table = pd.read_csv(tiny_project / "outputs/tiny/tables/table1_corruption.csv")
-    assert list(table["method"]) == ["Standard", "APR-P", "APR-S", "APR-SP"]
+    assert list(table["method"]) == ["Standard", "APR-P", "APR-S", "APR-SP", "APR-SP, released wrap"]
+    assert ((table["ours_low"] <= table["ours"]) & (table["ours"] <= table["ours_high"])).all()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tiny_project)
         runs = table_runs(load_profile("tiny"), "table1_corruption")
@@ -59,24 +64,46 @@ def test_table1_numbers_come_from_the_metrics_files(tiny_project):
         metrics = tiny_project / "outputs/tiny/metrics" / run.name
         assert row.ours == pytest.approx(json.loads((metrics / "corruption.json").read_text())["mean_corruption_error"])
         assert row.clean_error == pytest.approx(json.loads((metrics / "clean.json").read_text())["error"])
-    assert list(table["paper"]) == [29.0, 19.7, 12.2, 10.0]  # CIFAR-10-C mean row of params/paper_results.yaml
+    assert list(table["paper"]) == [29.0, 19.7, 12.2, 10.0, 10.0]  # CIFAR-10-C mean row of params/paper_results.yaml
     markdown = (tiny_project / "outputs/tiny/tables/table1_corruption.md").read_text()
     assert "Fashion-MNIST" in markdown and "CIFAR-10-C" in markdown  # says what was run and what it is compared to
+    assert "wrap-around" in markdown and "% of the pixels" in markdown  # why APR-S clips, and by how much it wraps
+
+
+def test_every_metrics_file_has_its_per_image_results(tiny_project):
+    metrics = sorted((tiny_project / "outputs/tiny/metrics").rglob("*.json"))
+    suites = [m for m in metrics if m.stem in ("clean", "corruption", "ood", "autoattack")]
+    assert suites and all(m.with_suffix(".npz").is_file() for m in suites)
+    for path in suites:
+        result, kept = json.loads(path.read_text()), per_image.load(path.with_suffix(".npz"))
+        if path.stem == "clean":
+            assert 100 * (1 - kept["correct"].mean()) == pytest.approx(result["error"])
+        elif path.stem == "corruption":
+            assert 100 * (1 - kept["correct"].mean()) == pytest.approx(result["mean_corruption_error"])
+        elif path.stem == "autoattack":
+            attack = result["attacks"][-1]
+            assert 100 * kept[f"robust__{attack}"].mean() == pytest.approx(result["results"][-1]["robust_accuracy"])
+        else:
+            assert list(kept["sets"]) == list(result["sets"]) and len(kept["in__msp_log_odds"]) == result[
+                "in_distribution"]["n"]
+    size = sum(p.stat().st_size for p in (tiny_project / "outputs/tiny/metrics").rglob("*.npz"))
+    assert size < 2_000_000
 
 
 def test_table4_and_calibration_come_from_the_metrics_files(tiny_project):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tiny_project)
         runs = table_runs(load_profile("tiny"), "table1_corruption")
-    metrics = {run.method: {suite: json.loads((tiny_project / "outputs/tiny/metrics" / run.name / f"{suite}.json")
-                                              .read_text()) for suite in ("clean", "corruption")} for run in runs}
+    metrics = {run.name: {suite: json.loads((tiny_project / "outputs/tiny/metrics" / run.name / f"{suite}.json")
+                                            .read_text()) for suite in ("clean", "corruption")} for run in runs}
     calibration = pd.read_csv(tiny_project / "outputs/tiny/tables/table1_calibration.csv")
     for run, row in zip(runs, calibration.itertuples()):
-        assert row.clean_calibration_error == pytest.approx(metrics[run.method]["clean"]["calibration_error"])
+        assert row.clean_calibration_error == pytest.approx(metrics[run.name]["clean"]["calibration_error"])
         assert row.corruption_calibration_error == pytest.approx(
-            metrics[run.method]["corruption"]["mean_corruption_calibration_error"])
+            metrics[run.name]["corruption"]["mean_corruption_calibration_error"])
     table4 = pd.read_csv(tiny_project / "outputs/tiny/tables/table4_imagenet_c.csv").set_index(["method", "measure"])
-    standard, apr_sp = (metrics[m]["corruption"]["errors"]["gaussian_noise"] for m in ("standard", "apr_sp"))
+    standard, apr_sp = (metrics[f"fmnist/small_cnn/{m}/seed0"]["corruption"]["errors"]["gaussian_noise"]
+                        for m in ("standard", "apr_sp"))
     assert table4.loc[("APR-SP", "gaussian_noise"), "ours"] == pytest.approx(
         100 * sum(apr_sp.values()) / sum(standard.values()))  # relative CE: our Standard = 100
     assert table4.loc[("Standard", "mce"), "ours"] == pytest.approx(100)
@@ -100,7 +127,7 @@ def test_fig4_fig9_and_ablation_come_from_the_metrics_files(tiny_project):
     assert sorted(grid["ours"].dropna()) == pytest.approx(measured)
     assert pd.read_csv(tiny_project / "outputs/tiny/tables/fig9_amp_phase_labels.csv")["lambda"].tolist() == [0.0, 1.0]
     ablation = pd.read_csv(tiny_project / "outputs/tiny/tables/ablation_paper_vs_code.csv").set_index("option")
-    released, keep_clean = runs["ablation_paper_vs_code"]  # "" (Table 1's apr_sp run) and ablation-keep_clean
+    released, keep_clean = runs["ablation_paper_vs_code"]  # wrap (Table 1's apr_sp@wrap run) and ablation-keep_clean
     assert ablation.loc["clean batch kept", "clean_error_released"] == pytest.approx(clean_error(released))
     assert ablation.loc["clean batch kept", "clean_error_paper_text"] == pytest.approx(clean_error(keep_clean))
     assert "identical on 1-channel data" in ablation.loc["FFT", "note"]
@@ -110,11 +137,12 @@ def test_fig6_fig8_and_fourier_heatmap_claims_are_measured(tiny_project):
     claims = pd.read_csv(tiny_project / "outputs/tiny/tables/claims.csv", keep_default_na=False).groupby("section")
     fig6 = claims.get_group("fig6_templates")
     assert list(fig6["verdict"]) == ["holds"]  # Eq. (4) is an identity: it holds on any data, trained or not
-    assert float(fig6["ours"].iloc[0].split()[0]) < 1e-9  # radians
-    for section, rows in (("fig8_gradcam", 2), ("fourier_heatmap", 1)):
-        measured = claims.get_group(section)  # tiny runs: a verdict either way, but measured
-        assert len(measured) == rows and set(measured["verdict"]) <= {"holds", "fails"}
-        assert all(" vs " in ours for ours in measured["ours"])
+    assert list(fig6["kind"]) == ["identity"] and float(fig6["ours"].iloc[0].split()[0]) < 1e-9  # radians
+    for section, rows in (("fig8_gradcam", 1), ("fourier_heatmap", 1)):
+        measured = claims.get_group(section)  # tiny runs of one seed: measured, with intervals, no verdict beyond
+        assert len(measured) == rows and set(measured["verdict"]) == {"inconclusive"}  # inconclusive
+        assert all(" vs " in ours for ours in measured["ours"]) and (measured["low"] <= measured["high"]).all()
+    assert "conditions (all must hold)" in claims.get_group("fig8_gradcam")["note"].iloc[0]  # one claim, 3 measures
     for figure in ("fig6_templates", "fig8_gradcam", "fourier_heatmap"):
         assert (tiny_project / f"outputs/tiny/figures/{figure}.pdf").stat().st_size > 10_000
 
@@ -123,13 +151,13 @@ def test_table3_numbers_come_from_the_metrics_files(tiny_project):
         mp.chdir(tiny_project)
         runs = table_runs(load_profile("tiny"), "table3_adversarial")
     table = pd.read_csv(tiny_project / "outputs/tiny/tables/table3_adversarial.csv")
-    assert list(table["method"]) == ["FGSM", "FGSM w/ APR-SP"]
-    for run, row, epochs in zip(runs, table.itertuples(), (1, 3)):  # the two variants' epochs (tiny.yaml)
+    assert list(table["method"]) == ["FGSM", "FGSM w/ APR-SP", "FGSM, batch duplicated (control)"]
+    for run, row, epochs in zip(runs, table.itertuples(), (1, 3, 1)):  # the variants' epochs (tiny.yaml)
         metrics = tiny_project / "outputs/tiny/metrics" / run.name
         attack = json.loads((metrics / "autoattack.json").read_text())["results"][0]
         assert (row.clean, row.ours) == pytest.approx((attack["clean_accuracy"], attack["robust_accuracy"]))
         assert json.loads((metrics / "train.json").read_text())["epochs"] == epochs
-    assert list(table["paper"]) == [43.2, 45.7]  # Table 3 of params/paper_results.yaml
+    assert list(table["paper"][:2]) == [43.2, 45.7] and np.isnan(table["paper"][2])  # params/paper_results.yaml
     markdown = (tiny_project / "outputs/tiny/tables/table3_adversarial.md").read_text()
     assert "Fashion-MNIST" in markdown and "reduced AutoAttack: APGD-CE only" in markdown
 
@@ -153,7 +181,7 @@ def test_table2_and_fig2_fig5_come_from_measurements(tiny_project):
     claims = pd.read_csv(tiny_project / "outputs/tiny/tables/claims.csv", keep_default_na=False).groupby("section")
     for section, rows in (("fig2_amplitude_swap", 3), ("fig5_tsne", 2)):
         assert len(claims.get_group(section)) == rows
-        assert set(claims.get_group(section)["verdict"]) <= {"holds", "fails"}  # measured, either way
+        assert set(claims.get_group(section)["verdict"]) <= {"holds", "fails", "inconclusive"}  # measured
     stats = pd.read_csv(tiny_project / "outputs/tiny/tables/fig2_swap_stats.csv")
     shares = stats[["follows_amplitude", "follows_phase", "neither"]].sum(axis=1)
     assert shares.to_numpy() == pytest.approx([100.0] * len(stats))
@@ -174,7 +202,11 @@ def test_executed_notebooks_ran_without_errors(tiny_project):
 def test_claims_and_index_cover_every_section(tiny_project):
     claims = pd.read_csv(tiny_project / "outputs/tiny/tables/claims.csv", keep_default_na=False)
     assert set(claims["section"]) == {s.key for s in SECTIONS}
-    assert set(claims["verdict"]) <= {"holds", "fails", "not run"}
+    assert set(claims["verdict"]) <= set(VERDICTS) and set(claims["kind"]) == set(KINDS)
+    assert ledger_problems(claims) == []  # every holds / fails on an interval that excludes 0; one verdict a claim
+    fig9 = claims[claims["section"] == "fig9_amp_phase_labels"]
+    assert set(fig9["seeds"]) == {"2"}  # the section's own seeds, with a seed level in the intervals
+    assert "one seed" not in " ".join(fig9["note"])
     index = (tiny_project / "outputs/tiny/index.md").read_text()
     for s in SECTIONS:
         assert s.paper in index

@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apr_lib.spectral import (MODES, amplitude_phase, band_mask, band_recombine, from_half_spectrum, half_spectrum,
-                              keep_band, radial_frequency, recombine, swap_amplitude, swap_amplitude_with_partners,
-                              swap_stacked, zhat)
+from apr_lib.spectral import (MODES, amplitude_phase, band_mask, band_recombine, conjugate_sign, from_half_spectrum,
+                              half_spectrum, keep_band, radial_frequency, recombine, swap_amplitude,
+                              swap_amplitude_with_partners, swap_stacked)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MKL's threads crawl on shared cores
 
@@ -109,15 +109,40 @@ def test_bands_partition_the_spectrum():
         band_mask(8, 8, "low", (5, 3))
 
 
-def test_zhat_and_keep_band():
-    torch.testing.assert_close(zhat(torch.tensor([0.0, 2.0, -1.0])), torch.tensor([1.0, 2.0, -1.0]))
+def test_keep_band_fills_only_the_bins_outside_the_band():
     x = images((1, 1, 16, 16), 3)
     amp, phase = amplitude_phase(x)
-    low = keep_band(amp, "low", (3, 6))
     mask = band_mask(16, 16, "low", (3, 6))
+    low = keep_band(amp, "low", (3, 6))
     torch.testing.assert_close(low[..., mask], amp[..., mask])
     assert (low[..., ~mask] == 1).all()  # outside the band: zero, then z-hat -> 1
+    low_phase = keep_band(phase, "low", (3, 6), phase=True)
+    torch.testing.assert_close(low_phase[..., mask], phase[..., mask])
+    assert low_phase[0, 0, 0, 0] == 0  # the zero frequency's phase of a non-negative image stays 0 (z-hat left it 1)
+    assert set(low_phase[..., ~mask].abs().unique().tolist()) <= {0.0, 1.0}
     assert keep_band(phase, "full", (3, 6)) is phase
+
+
+@pytest.mark.parametrize("mode, shape", [("per_channel", (2, 1, 16, 16)), ("per_channel", (1, 3, 15, 12)),
+                                         ("channel3d", (2, 3, 16, 16))])
+@pytest.mark.parametrize("amplitude_band, phase_band", [("low", "low"), ("full", "high"), ("mid", "low")])
+def test_band_limited_spectra_stay_hermitian_so_the_image_is_real(mode, shape, amplitude_band, phase_band):
+    x = images(shape, 5)
+    amplitude, phase = amplitude_phase(x, mode)
+    dims = (-2, -1) if mode == "per_channel" else (-3, -2, -1)
+    spectrum = torch.polar(keep_band(amplitude, amplitude_band, (3, 6), mode=mode),
+                           keep_band(phase, phase_band, (3, 6), phase=True, mode=mode))
+    mirrored = torch.roll(spectrum.flip(dims), shifts=(1,) * len(dims), dims=dims)  # S(-k) at k
+    torch.testing.assert_close(mirrored, spectrum.conj(), atol=1e-4, rtol=1e-5)
+    assert torch.fft.ifftn(spectrum, dim=dims).imag.abs().max() < 1e-4
+
+
+def test_conjugate_sign_pairs_each_bin_with_its_mirror():
+    for shape in ((8,), (7,), (4, 6), (3, 5, 4)):
+        sign = conjugate_sign(shape)
+        dims = tuple(range(len(shape)))
+        torch.testing.assert_close(torch.roll(sign.flip(dims), (1,) * len(shape), dims), -sign)
+        assert sign.flatten()[0] == 0 and set(sign.unique().tolist()) <= {-1.0, 0.0, 1.0}
 
 
 def test_band_recombine_full_is_identity_and_low_pass_smooths():

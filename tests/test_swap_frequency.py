@@ -1,15 +1,14 @@
 """Figures 2/3 (amplitude swaps and where predictions follow) and Figure 5 (high-frequency features, t-SNE, probe)."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from apr_lib.ood import swapped
 from apr_lib.paper.fig2_amplitude_swap import swap_claims, swap_stats_table
-from apr_lib.paper.fig5_tsne import (high_frequency_amplitude, probe_accuracy, probe_claims, separability_table,
-                                     tsne_embedding, with_gaussian_noise)
+from apr_lib.paper.fig5_tsne import (high_frequency_amplitude, probe_claims, separability_table, tsne_embedding,
+                                     with_gaussian_noise)
 from apr_lib.spectral import amplitude_phase
-from apr_lib.swap_analysis import PAIR_LABELS, follow_stats, random_pairs
+from apr_lib.swap_analysis import PAIR_LABELS, follow_per_pair, follow_stats, random_pairs
 
 
 class AmplitudeOnly(torch.nn.Module):
@@ -59,43 +58,44 @@ def test_follow_stats_of_a_model_that_sees_only_the_amplitude():
     model = AmplitudeOnly()
     low, high = patterns(20, high=False, seed=0), patterns(20, high=True, seed=1)
     assert (model(low.float() / 255).argmax(1) == 0).all() and (model(high.float() / 255).argmax(1) == 1).all()
-    stats = follow_stats(model, low, high, "per_channel", amplitude_labels=torch.ones(20, dtype=torch.long))
+    pairs = follow_per_pair(model, low, high, "per_channel", amplitude_labels=torch.ones(20, dtype=torch.long))
+    assert pairs["follows_amplitude"].all() and not pairs["follows_phase"].any()
+    stats = follow_stats(pairs)
     assert stats["compared"] == 20
     assert stats["follows_amplitude"] == 100 and stats["follows_phase"] == 0 and stats["neither"] == 0
     # Pairs the model cannot tell apart are left out of the shares.
-    same = follow_stats(model, low, low.flip(0), "per_channel")
+    same = follow_stats(follow_per_pair(model, low, low.flip(0), "per_channel"))
     assert same["compared"] == 0 and same["follows_amplitude"] == 0
 
 
-def stats_table(standard_amplitude: float, apr_amplitude: float, standard_high: float, apr_high: float) -> pd.DataFrame:
-    rows = []
-    for model, amplitude, high in [("Standard", standard_amplitude, standard_high),
-                                   ("APR-SP", apr_amplitude, apr_high)]:
-        for kind, label in PAIR_LABELS.items():
-            rows.append({"model": model, "pairs": label, "n_pairs": 100, "compared": 90, "follows_amplitude": amplitude,
-                         "follows_phase": 100 - amplitude - 10, "neither": 10, "mean_confidence": 70,
-                         "amplitude_label_high_confidence": None if kind == "ood_amplitude" else high})
-    return pd.DataFrame(rows)
+def per_pair(amplitude: float, phase: float, high: float, seeds: int = 3, n: int = 400) -> dict:
+    """Per-pair results of `seeds` models of each kind of pairs: the shares (%) of pairs that follow the amplitude,
+    the phase, and get the amplitude label with high confidence, + seed (points), exactly."""
+    rng = np.random.default_rng(int(amplitude * 10 + phase))
+    def share(percent: float) -> np.ndarray:
+        return np.stack([rng.permutation(n) < round(n * (percent + s) / 100) for s in range(seeds)])
+    follows = share(amplitude)
+    kinds = {"follows_amplitude": follows, "follows_phase": ~follows & share(phase * 100 / max(100 - amplitude, 1)),
+             "told_apart": np.ones((seeds, n), bool), "neither": np.zeros((seeds, n), bool),
+             "confidence": np.full((seeds, n), 0.7), "amplitude_label_high_confidence": share(high)}
+    return {kind: kinds for kind in PAIR_LABELS}
 
 
-@pytest.mark.parametrize("numbers, verdicts", [
-    ((60, 20, 5, 1), ["holds", "holds", "holds"]),
-    ((30, 40, 0, 0), ["fails", "fails", "fails"]),  # Standard follows the phase more; no high-confidence image
+@pytest.mark.parametrize("standard, apr, verdicts", [
+    ((60, 25, 5), (20, 70, 1), ["holds", "holds", "holds"]),
+    ((30, 60, 0), (40, 50, 10), ["fails", "fails", "fails"]),  # Standard follows the phase more and is rarely confident
 ])
-def test_swap_claims(numbers, verdicts):
-    claims = swap_claims(stats_table(*numbers), "Standard", "APR-SP", "digits")
+def test_swap_claims(standard, apr, verdicts):
+    claims = swap_claims({"Standard": per_pair(*standard), "APR-SP": per_pair(*apr)}, "Standard", "APR-SP", "photos",
+                         "made up")
     assert [c["verdict"] for c in claims] == verdicts
-    assert claims[1]["ours"] == f"{numbers[0]:.1f} vs {numbers[1]:.1f}"
+    assert claims[1]["ours"] == f"{standard[0] + 1:.1f} vs {apr[0] + 1:.1f}"  # means over seeds 0, 1, 2
 
 
-def test_swap_stats_table_on_toy_models():
-    images = torch.cat([patterns(10, False, 0), patterns(10, True, 1)])
-    labels = torch.tensor([0] * 10 + [1] * 10)
-    table = swap_stats_table({"A": AmplitudeOnly(), "B": AmplitudeOnly()}, images, labels, patterns(10, True, 2),
-                             n_pairs=30, seed=0, mode="per_channel")
-    assert list(table["pairs"]) == list(PAIR_LABELS.values()) * 2
-    assert table["follows_amplitude"].iloc[0] == 100  # test pairs of different labels: amplitude decides
-    assert table["amplitude_label_high_confidence"].iloc[2] is None  # OOD amplitude: no label
+def test_swap_stats_table_averages_the_seeds():
+    table = swap_stats_table({"A": per_pair(60, 25, 5), "B": per_pair(20, 70, 1)})
+    assert list(table["pairs"]) == list(PAIR_LABELS.values()) * 2 and set(table["seeds"]) == {3}
+    assert table["follows_amplitude"].iloc[0] == pytest.approx(61)
 
 
 def test_high_frequency_features():
@@ -111,12 +111,17 @@ def test_high_frequency_features():
 def test_probe_and_tsne():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 1, (100, 20)), rng.normal(0, 1, (100, 20))
-    assert 35 < probe_accuracy(a, b, seed=0)[0] < 65  # one distribution: chance
-    assert probe_accuracy(a, b + 3, seed=0)[0] == 100  # shifted: separable
+    table, correct = separability_table({"same": (a, b), "shifted": (a, b + 3), "control": (a, rng.normal(0, 1, (100, 20)))},
+                                        seed=0)
+    accuracy = table.set_index("comparison")["probe_accuracy"]
+    assert 35 < accuracy["same"] < 65 and accuracy["shifted"] == 100  # one distribution: chance; shifted: separable
+    assert correct["shifted"].shape == (2, 100) and correct["shifted"].all()
+    assert (table["probe_low"] <= table["probe_accuracy"]).all() and (table["chance"] == 50).all()
     embedded = tsne_embedding(a, b, seed=0)
     assert embedded.shape == (200, 2) and np.isfinite(embedded).all()
-    table = separability_table({"same": (a, b), "shifted": (a, b + 3)}, seed=0)
-    assert list(table["comparison"]) == ["same", "shifted"] and (table["chance"] == 50).all()
-    claims = probe_claims(table.assign(comparison=["control", "noise"]).pipe(
-        lambda t: pd.concat([t, t.iloc[[0]].assign(comparison="ood")])), "noise", "ood", "control", "made here")
-    assert [c["verdict"] for c in claims] == ["holds", "holds"]
+    claims = probe_claims(correct, "shifted", "same", "control", "made here", 100)
+    # (a) far above the control: holds; (b) a claim of no difference can fail but never hold
+    assert [c["verdict"] for c in claims] == ["holds", "inconclusive"]
+    assert claims[0]["low"] > 0 and claims[1]["low"] <= 0 <= claims[1]["high"]
+    shifted_as_ood = probe_claims(correct, "shifted", "shifted", "control", "made here", 100)
+    assert shifted_as_ood[1]["verdict"] == "fails"

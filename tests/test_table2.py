@@ -7,6 +7,7 @@ from apr_lib.files import write_json
 from apr_lib.ood_metrics import METRICS, SCORES
 from apr_lib.paper.paper_results import paper_table2
 from apr_lib.paper.table2_ood import claims as table2_claims, measure as table2_metrics, table2, table2_caption, table2_detail
+import fakes
 from conftest import tiny_profile
 
 METHODS = ["standard", "cutout", "mixup", "apr_p", "apr_s", "apr_sp"]
@@ -38,14 +39,15 @@ def profile(tmp_path, monkeypatch):
 
 def test_table_holds_the_files_numbers_beside_the_papers(profile):
     auroc = {m: (60 + i, 80 - i) for i, m in enumerate(METHODS)}
+    write_files(profile, {m: 0.1 * i for i, m in enumerate(METHODS)}, {}, seeds=(0,))  # per image: for the intervals
     write_runs(profile, auroc, {m: 90.0 for m in METHODS})
     per_run = table2_metrics(profile)
     table = table2(profile, per_run)
     paper = paper_table2()
     assert list(table["method"]) == ["CE", "CE w/ Cutout", "CE w/ Mixup", "CE w/ APR-P", "SupCLR", "CSI",
                                      "CE w/ APR-S", "CE w/ APR-SP"]
-    assert list(table.columns) == ["arch", "method", "test_acc", "test_acc_paper", "blobs", "digits", "ours", "paper",
-                                   "mean_max_logit", "note"]  # the OOD sets in the profile's order
+    assert list(table.columns) == ["arch", "method", "test_acc", "test_acc_paper", "blobs", "digits", "ours", "ours_low",
+                                   "ours_high", "seeds", "paper", "mean_max_logit", "note"]  # sets in the profile's order
     measured = table[table["note"] == ""]
     assert list(measured["blobs"]) == [auroc[m][0] for m in METHODS]
     assert list(measured["digits"]) == [auroc[m][0] - 10 for m in METHODS]
@@ -65,6 +67,7 @@ def test_table_picks_the_profiles_score(profile, tmp_path):
     tiny_profile(tmp_path, tmp_path / "data", tables={"table2_ood": {"archs": ["small_cnn"], "methods": METHODS}},
                  ood={"score": "max_logit", "sets": ["blobs", "digits"]})
     profile = load_profile("tiny")
+    write_files(profile, {m: 1.0 for m in METHODS}, {}, seeds=(0,))
     write_runs(profile, {m: (60.0, 70.0) for m in METHODS}, {m: 90.0 for m in METHODS})
     table = table2(profile, table2_metrics(profile))
     assert "mean_msp" in table.columns and table["ours"].iloc[0] == 65.0 and table["mean_msp"].iloc[0] == 55.0
@@ -74,6 +77,7 @@ def test_paper_sets_get_the_papers_column(profile, tmp_path):
     tiny_profile(tmp_path, tmp_path / "data", tables={"table2_ood": {"archs": ["small_cnn"], "methods": METHODS}},
                  ood={"sets": ["svhn", "digits"]})
     profile = load_profile("tiny")
+    write_files(profile, {m: 1.0 for m in METHODS}, {}, seeds=(0,))
     write_runs(profile, {m: (60.0, 70.0) for m in METHODS}, {m: 90.0 for m in METHODS})
     table = table2(profile, table2_metrics(profile))
     assert "digits_paper" not in table.columns
@@ -81,21 +85,30 @@ def test_paper_sets_get_the_papers_column(profile, tmp_path):
                                          ["standard", "cutout", "mixup", "apr_p", "supclr", "csi", "apr_s", "apr_sp"]]
 
 
-@pytest.mark.parametrize("auroc, accuracy, verdicts", [
-    # APR-P above Cutout with accuracy kept; every APR above CE; APR-SP best.
-    ({"standard": 60, "cutout": 62, "mixup": 50, "apr_p": 70, "apr_s": 65, "apr_sp": 75}, {"apr_p": 90, "cutout": 90.5},
+def write_files(profile, shift: dict[str, float], accuracy: dict[str, float], seeds=(0, 1, 2)) -> None:
+    """Per-image results of each run: test images scored N(shift, 1) against N(0, 1) OOD images (a higher shift, a
+    higher AUROC), `accuracy` % on clean images."""
+    profile.cfg["seeds"] = list(seeds)
+    for run in table_runs(profile, "table2_ood"):
+        fakes.write_ood(profile, run, shift[run.method])
+        fakes.write_clean(profile, run, 100 - accuracy.get(run.method, 90.0))
+
+
+@pytest.mark.parametrize("shift, accuracy, verdicts", [
+    # APR-P far above Cutout with the accuracy kept; every APR above CE; APR-SP best.
+    ({"standard": 0.2, "cutout": 0.4, "mixup": 0.0, "apr_p": 1.5, "apr_s": 1.0, "apr_sp": 2.5}, {"apr_p": 90, "cutout": 90},
      ["holds", "not run", "holds", "holds"]),
-    # APR-P above Cutout but 2 points less accurate; APR-S below CE; APR-P best.
-    ({"standard": 60, "cutout": 62, "mixup": 50, "apr_p": 80, "apr_s": 55, "apr_sp": 75}, {"apr_p": 88, "cutout": 90},
+    # APR-P above Cutout but 8 points less accurate; APR-S below CE; APR-P best.
+    ({"standard": 1.0, "cutout": 0.4, "mixup": 0.0, "apr_p": 2.5, "apr_s": 0.0, "apr_sp": 1.5}, {"apr_p": 82, "cutout": 90},
      ["fails", "not run", "fails", "fails"]),
 ])
-def test_claims_compare_the_direction(profile, auroc, accuracy, verdicts):
-    write_runs(profile, {m: (v, 50.0) for m, v in auroc.items()}, {m: accuracy.get(m, 90.0) for m in METHODS})
+def test_claims_compare_with_intervals(profile, shift, accuracy, verdicts):
+    write_files(profile, shift, accuracy)
     claims = table2_claims(profile, table2_metrics(profile))
     assert [c["verdict"] for c in claims] == verdicts
     paper = paper_table2()
     assert "CSI" in claims[1]["note"] and claims[1]["paper"] == f"{paper['apr_sp']['mean']} vs {paper['csi']['mean']}"
-    assert claims[0]["ours"] == f"{auroc['apr_p'] - 5:.1f} vs {auroc['cutout'] - 5:.1f}"
+    assert "test accuracy %" in claims[0]["note"] and claims[0]["seeds"] == "3 vs 3"
 
 
 def test_claims_without_a_method_are_not_run(tmp_path, monkeypatch):
@@ -103,7 +116,7 @@ def test_claims_without_a_method_are_not_run(tmp_path, monkeypatch):
                  tables={"table2_ood": {"archs": ["small_cnn"], "methods": ["standard", "apr_sp"]}})
     monkeypatch.chdir(tmp_path)
     profile = load_profile("tiny")
-    write_runs(profile, {"standard": (60, 60), "apr_sp": (70, 70)}, {"standard": 90, "apr_sp": 90})
+    write_files(profile, {"standard": 0.0, "apr_sp": 2.0}, {})
     claims = table2_claims(profile, table2_metrics(profile))
     assert [c["verdict"] for c in claims] == ["not run", "not run", "not run", "holds"]
     assert "not in this profile's tables.table2_ood.methods" in claims[0]["note"]

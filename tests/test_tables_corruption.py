@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from apr_lib.study.config import REPO_ROOT, Profile, RunSpec, metrics_file
+import fakes
+from apr_lib.study.config import REPO_ROOT, Profile, RunSpec, metrics_file, table_runs
 from apr_lib.corruptions import COMMON
 from apr_lib.errors import UserError
 from apr_lib.files import write_json
@@ -23,53 +24,85 @@ def profile(**changes) -> Profile:
     return Profile(Path("params/tiny.yaml"), cfg)
 
 
-def per_run_rows(archs, methods, seeds=(0,)) -> pd.DataFrame:
-    rows = []
-    for a, arch in enumerate(archs):
-        for m, method in enumerate(methods):
-            for seed in seeds:
-                error = 10.0 * (m + 1) + a + seed
-                rows.append({"arch": arch, "method": method, "seed": seed, "clean_error": error / 2,
-                             "corruption_error": error, "clean_calibration_error": error / 4,
-                             "corruption_calibration_error": error / 3})
-    return pd.DataFrame(rows)
+def write_runs(p: Profile, errors: dict[str, float], archs=("small_cnn",), seeds=(0, 1), clean=None) -> Profile:
+    """Clean and corruption results of each row's runs: corruption error errors[row] + arch index + seed."""
+    p.cfg["seeds"] = list(seeds)
+    p.cfg["tables"]["table1_corruption"] = {"archs": list(archs), "methods": list(errors)}
+    for run in table_runs(p, "table1_corruption"):
+        row = f"{run.method}@{run.variant}" if run.variant else run.method
+        error = errors[row] + archs.index(run.arch) + run.seed
+        fakes.write_clean(p, run, (clean or {}).get(row, error / 2))
+        fakes.write_corruption(p, run, error)
+    return p
 
 
-def test_table1_adds_a_mean_row_per_method_with_several_archs():
-    per_run = per_run_rows(["wrn40_2", "allconv"], ["standard", "apr_sp"])
-    df = table1(profile(), per_run)
+def test_table1_adds_a_mean_row_per_method_with_several_archs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = write_runs(profile(), {"standard": 10.0, "apr_sp": 20.0}, archs=("wrn40_2", "allconv"))
+    df = table1(p, table1_metrics(p))
     means = df[df["arch"] == "mean"].set_index("method")
-    assert means.loc["Standard", "ours"] == pytest.approx((10 + 11) / 2)
-    assert means.loc["APR-SP", "ours"] == pytest.approx((20 + 21) / 2)
+    assert means.loc["Standard", "ours"] == pytest.approx((10 + 11) / 2 + 0.5)
+    assert means.loc["APR-SP", "ours"] == pytest.approx((20 + 21) / 2 + 0.5)
     assert list(means["paper"]) == [29.0, 10.0]  # the paper's CIFAR-10-C mean row
     assert list(df[df["arch"] == "wrn40_2"]["paper"]) == [26.9, 9.1]
-    one_arch = table1(profile(), per_run_rows(["small_cnn"], ["standard", "apr_sp"]))
+    assert (df["ours_low"] < df["ours"]).all() and (df["ours"] < df["ours_high"]).all() and set(df["seeds"]) == {2}
+    one_arch = table1(write_runs(profile(), {"standard": 10.0, "apr_sp": 20.0}),
+                      table1_metrics(write_runs(profile(), {"standard": 10.0, "apr_sp": 20.0})))
     assert "mean" not in set(one_arch["arch"])
 
 
-def test_calibration_appendix_averages_seeds():
-    per_run = per_run_rows(["small_cnn"], ["standard", "apr_sp"], seeds=(0, 1))
-    df = table1_calibration(per_run)
+def test_calibration_appendix_averages_seeds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = write_runs(profile(), {"standard": 10.0, "apr_sp": 20.0})
+    df = table1_calibration(table1_metrics(p))
     assert list(df.columns) == ["arch", "method", "clean_error", "clean_calibration_error", "corruption_error",
                                 "corruption_calibration_error"]
     standard = df.set_index("method").loc["Standard"]
     assert standard["corruption_error"] == pytest.approx(10.5)
-    assert standard["clean_calibration_error"] == pytest.approx(10.5 / 4)
-    assert standard["corruption_calibration_error"] == pytest.approx(10.5 / 3)
+    assert standard["clean_calibration_error"] == pytest.approx(10.5 / 2 / 4)
 
 
-def test_table1_claims_apr_sp_lowest_of_all_ten():
-    methods = ["apr_sp", "apr_s", "augmix", "apr_p", "mixup", "cutmix", "autoaugment", "adv", "standard", "cutout"]
-    claims = {c["claim"]: c for c in table1_claims(profile(), per_run_rows(["small_cnn"], methods))}
+TEN = ["apr_sp", "apr_s", "augmix", "apr_p", "mixup", "cutmix", "autoaugment", "adv", "standard", "cutout"]
+
+
+def test_table1_claims_with_two_seeds_hold_on_clear_differences(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = write_runs(profile(), {m: 10.0 * (k + 1) for k, m in enumerate(TEN)})
+    claims = {c["claim"]: c for c in table1_claims(p, table1_metrics(p))}
     lowest = claims["APR-SP surpasses the other data augmentation techniques of Table 1."]
-    assert lowest["verdict"] == "holds"
-    assert lowest["ours"].startswith("10.0 vs 90.0 vs 100.0 vs")  # APR-SP, then the others in the paper's order
+    assert lowest["verdict"] == "holds" and lowest["kind"] == "paper" and lowest["seeds"] == "2 vs 2"
+    assert lowest["high"] < 0 and "conditions (all must hold)" in lowest["note"]
+    assert lowest["measure"] == "mean corruption error %, APR-SP - APR-S"  # the closest: it decides the verdict
     assert claims["APR-SP (APR for single and pair images combined) improves on AugMix."]["verdict"] == "holds"
     pair = "APR-P has a lower corruption error than Mixup and CutMix (pair-based augmentations)."
-    assert claims[pair]["verdict"] == "holds"
-    two_methods = per_run_rows(["small_cnn"], ["standard", "apr_sp"])
-    few = {c["claim"]: c["verdict"] for c in table1_claims(profile(), two_methods)}
-    assert few["APR-SP surpasses the other data augmentation techniques of Table 1."] == "not run"
+    assert claims[pair]["verdict"] == "holds"  # 40 below 50 and 60
+    backwards = write_runs(profile(), {m: 10.0 * (10 - k) for k, m in enumerate(TEN)})
+    assert {c["claim"]: c for c in table1_claims(backwards, table1_metrics(backwards))}[pair]["verdict"] == "fails"
+    few = write_runs(profile(), {"standard": 10.0, "apr_sp": 20.0})
+    verdicts = {c["claim"]: c["verdict"] for c in table1_claims(few, table1_metrics(few))}
+    assert verdicts["APR-SP surpasses the other data augmentation techniques of Table 1."] == "not run"
+
+
+def test_one_seed_gives_no_verdict_beyond_inconclusive(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = write_runs(profile(), {"standard": 40.0, "apr_p": 10.0}, seeds=(0,))
+    claim = next(c for c in table1_claims(p, table1_metrics(p)) if c["claim"].startswith("APR-P lowers"))
+    assert claim["verdict"] == "inconclusive" and claim["high"] < 0 and "one seed" in claim["note"]
+
+
+def test_rows_trained_as_released_get_their_own_claims(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = profile()
+    p.cfg["apr"] = {**p.cfg["apr"], "s_overflow": "clip"}
+    p.cfg["variants"] = {**p.cfg["variants"], "wrap": {"apr": {"s_overflow": "wrap"}}}
+    p = write_runs(p, {"standard": 30.0, "apr_s": 20.0, "apr_s@wrap": 40.0})
+    df = table1(p, table1_metrics(p))
+    assert list(df["method"]) == ["Standard", "APR-S", "APR-S, released wrap"]
+    assert list(df["paper"]) == [29.0, 12.2, 12.2]
+    claims = {c["claim"]: c for c in table1_claims(p, table1_metrics(p))}
+    assert claims["APR-S lowers the corruption error of standard training."]["verdict"] == "holds"
+    released = claims["APR-S lowers the corruption error of standard training (APR-S released wrap)."]
+    assert released["kind"] == "released code" and released["verdict"] == "fails"
 
 
 def test_table1_metrics_refuses_metrics_files_without_calibration(tmp_path, monkeypatch):
@@ -108,7 +141,7 @@ def test_table4_relative_ce_is_normalised_by_our_standard():
         table4(p, {"apr_sp": errors["apr_sp"]})
 
 
-def test_table4_on_imagenet_normalises_by_alexnet_and_checks_the_claims():
+def test_table4_on_imagenet_normalises_by_alexnet():
     p = profile(dataset="imagenet")
     errors = measured_errors({"standard": 0.8, "apr_sp": 0.65, "cutout": 0.9})
     df = table4(p, errors)
@@ -116,13 +149,42 @@ def test_table4_on_imagenet_normalises_by_alexnet_and_checks_the_claims():
     assert ours[("Standard", "fog")] == pytest.approx(80.0) and ours[("APR-SP", "mce")] == pytest.approx(65.0)
     assert pd.isna(df.set_index(["method", "measure"]).loc[("Cutout", "mce"), "paper"])  # not in the paper's Table 4
     assert list(df[df["method"] == "APR-SP"]["measure"]) == ["test_error", *COMMON, "mce"]
-    claims = table4_claims(p, errors)
-    assert [c["verdict"] for c in claims] == ["holds", "not run", "holds"]  # no AutoAugment / AugMix runs
-    assert claims[0]["ours"] == "65.0 vs 80.0" and claims[0]["paper"] == "65.0 vs 80.6"
-    assert claims[2]["ours"] == "15 of 15" and claims[2]["paper"] == "14 of 15"
     assert "AlexNet on ImageNet-C, as in the paper" in table4_caption(p)
     with pytest.raises(ValueError, match="severities 1-5"):
         table4(p, measured_errors({"standard": 0.8}, severities=(1, 3)))
+
+
+def write_table4_runs(p: Profile, factors: dict[str, float], test_error: dict[str, float]) -> dict:
+    """Runs of two seeds whose error on corruption c is factor x AlexNet's (rounded to the images)."""
+    p.cfg["seeds"] = [0, 1]
+    p.cfg["eval"] = {**p.cfg["eval"], "corruptions": list(COMMON), "severities": [1, 2, 3, 4, 5]}
+    p.cfg["tables"]["table1_corruption"] = {"archs": ["small_cnn"], "methods": list(factors)}
+    for run in table_runs(p, "table1_corruption"):
+        fakes.write_clean(p, run, test_error[run.method])
+        fakes.write_corruption(p, run, {c: 100 * factors[run.method] * ALEXNET_ERROR[c] for c in COMMON}, n=200)
+    return table4_errors(p)
+
+
+def test_table4_claims_on_imagenet(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = profile(dataset="imagenet")
+    errors = write_table4_runs(p, {"standard": 0.8, "apr_sp": 0.6}, {"standard": 24.0, "apr_sp": 24.0})
+    claims = table4_claims(p, errors)
+    assert [c["verdict"] for c in claims] == ["holds", "not run", "holds"]  # no AutoAugment / AugMix runs
+    assert claims[0]["ours"] == "60.0 vs 80.0" and claims[0]["paper"] == "65 vs 80.6"
+    assert "maintaining" not in claims[0]["measure"] and "test error %" in claims[0]["note"]
+    assert "at least 13 of 15" in claims[2]["note"] and claims[2]["counted"] == "yes"
+
+
+def test_table4_proxy_fails_on_test_accuracy_and_is_counted_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = profile()
+    errors = write_table4_runs(p, {"standard": 0.6, "apr_sp": 0.45, "autoaugment": 0.5, "augmix": 0.55},
+                               {"standard": 15.0, "apr_sp": 20.0, "autoaugment": 16.0, "augmix": 16.0})
+    claims = table4_claims(p, errors)
+    # a lower mCE, but 5 points of test error lost: "while maintaining test accuracy" fails the claim
+    assert claims[0]["verdict"] == "fails" and claims[0]["measure"] == "test error %, APR-SP - Standard"
+    assert claims[1]["verdict"] == "holds" and claims[1]["counted"].startswith("no: counted in table1_corruption")
 
 
 def test_table4_errors_average_seeds_in_the_paper_order(tmp_path, monkeypatch):

@@ -17,9 +17,10 @@ image, so a GPU never waits for the host.
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
-from torchvision import tv_tensors
 
 from apr_lib.augment.ops import (OPS, PATHS, _constant, _draw_device, apply_ops, check_ops, check_severity,
                                  default_path, draw_ops, settle_heap, to_pixels)
@@ -69,8 +70,10 @@ def to_uint8_levels(x: torch.Tensor, overflow: str) -> torch.Tensor:
 
 
 def _like(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """`out` as the same kind of tensor as `x` (a torchvision tv_tensors.Image stays one)."""
-    return tv_tensors.wrap(out, like=x) if isinstance(x, tv_tensors.TVTensor) else out
+    """`out` as the same kind of tensor as `x` (a torchvision tv_tensors.Image stays one). torchvision is not imported
+    here (2 s of CPU time in every training job): a tv_tensor exists only where the caller imported it."""
+    tv_tensors = sys.modules.get("torchvision.tv_tensors")
+    return tv_tensors.wrap(out, like=x) if tv_tensors and isinstance(x, tv_tensors.TVTensor) else out
 
 
 class APRP(nn.Module):

@@ -16,12 +16,22 @@ reproducible too and do not disturb anything else that uses the global RNG.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch.distributions import Beta, Dirichlet
-from torchvision.transforms import v2
 
 from apr_lib.augment.ops import OPS, _draw_device, random_op
+
+if TYPE_CHECKING:
+    import torchvision
+
+
+def _v2():
+    """torchvision.transforms.v2, imported when a transform of it is built: importing torchvision costs about 2 s of
+    CPU time, which every training job of the DAG would pay (apr_lib.data)."""
+    from torchvision.transforms import v2  # slow to import: see above
+    return v2
 
 
 @contextmanager
@@ -77,10 +87,10 @@ class _LabelMixing:
     `x, targets = mixing(x, labels)` gives soft targets (B, num_classes) for a cross-entropy with probabilities.
     v2 pairs each image with its neighbour in the batch (roll by one), so batches must come in random order.
     """
-    transform_class: type
+    transform_name: str  # of torchvision.transforms.v2
 
     def __init__(self, num_classes: int, alpha: float = 1.0, generator: torch.Generator | None = None):
-        self.transform = self.transform_class(alpha=alpha, num_classes=num_classes)
+        self.transform = getattr(_v2(), self.transform_name)(alpha=alpha, num_classes=num_classes)
         self.alpha, self.num_classes, self.generator = alpha, num_classes, generator
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,13 +104,13 @@ class _LabelMixing:
 class MixUp(_LabelMixing):
     """MixUp (Zhang et al. 2018): one weight lambda ~ Beta(alpha, alpha) per batch, images and one-hot labels
     mixed with the same lambda."""
-    transform_class = v2.MixUp
+    transform_name = "MixUp"
 
 
 class CutMix(_LabelMixing):
     """CutMix (Yun et al. 2019): one box per batch (area fraction 1 - lambda, lambda ~ Beta(alpha, alpha), clipped
     at the border) pasted from the neighbouring image; labels mixed by the pasted area."""
-    transform_class = v2.CutMix
+    transform_name = "CutMix"
 
 
 class AutoAugment:
@@ -111,8 +121,10 @@ class AutoAugment:
     nearly as many distinct ones as images, so grouping images by setting would save little.
     """
 
-    def __init__(self, policy: v2.AutoAugmentPolicy = v2.AutoAugmentPolicy.CIFAR10,
+    def __init__(self, policy: "torchvision.transforms.v2.AutoAugmentPolicy | None" = None,
                  generator: torch.Generator | None = None):
+        v2 = _v2()
+        policy = v2.AutoAugmentPolicy.CIFAR10 if policy is None else policy
         self.transform = v2.AutoAugment(policy)
         self.policy, self.generator = policy, generator
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 from apr_lib.data import DATASETS
 from apr_lib.errors import ProfileError
-from apr_lib.paper.report import Table, claim, describe_runs, load_metrics
+from apr_lib.paper import evidence
+from apr_lib.paper.report import Table, claim, compare, describe_runs, load_metrics, unmeasured
 from apr_lib.study.config import Profile, RunSpec, table_runs, with_variant
 
 KEY = "ablation_paper_vs_code"  # the section key, the profile's `tables:` key and the table's name
@@ -53,56 +54,59 @@ OPTIONS = (
 METRICS = ("clean_error", "corruption_error", "ood_auroc")  # %: clean error, mean corruption error, mean OOD AUROC
 
 
-def option_runs(profile: Profile) -> tuple[RunSpec, dict[str, RunSpec]]:
-    """The run trained as released and, per flipped `apr` option, the run that flips it (first seed)."""
-    runs = [r for r in table_runs(profile, KEY) if r.seed == profile["seeds"][0]]
-    released, flipped = None, {}
+RELEASED = {option.key: option.released for option in OPTIONS if option.key}
+
+
+def option_runs(profile: Profile) -> tuple[list[RunSpec], dict[str, list[RunSpec]]]:
+    """The runs trained as released (every `apr` option of OPTIONS at its released value) and, per flipped option,
+    the runs that flip it alone; each one run per seed."""
+    runs = table_runs(profile, KEY)
+    released, flipped = [], {}
     for run in runs:
         if run.method != METHOD:
             raise ProfileError(f"tables.{KEY}: the ablation is of {METHOD!r}; run {run.name} has method "
                                f"{run.method!r}")
         merged = with_variant(profile.cfg, run.variant)
-        changed = sorted(k for k in merged["apr"] if merged["apr"][k] != profile["apr"][k])
+        changed = sorted(k for k, value in RELEASED.items() if merged["apr"][k] != value)
         other = sorted(k for k in merged if k != "apr" and merged[k] != with_variant(profile.cfg, runs[0].variant)[k])
         if len(changed) > 1 or other:
-            raise ProfileError(f"tables.{KEY}: variant {run.variant!r} changes {', '.join(changed + other)}; each "
-                               "ablation run may differ from the released one in one `apr` option only")
-        if changed:
-            flipped[changed[0]] = run
-        else:
-            released = run
-    if released is None:
-        raise ProfileError(f"tables.{KEY}: no run trains as released (a variant whose `apr` section is the "
-                           "profile's own); add one that sets only the other runs' `train` settings")
+            raise ProfileError(f"tables.{KEY}: variant {run.variant!r} changes {', '.join(changed + other)} from the "
+                               "released code's values; each ablation run may differ from the released one in one "
+                               "`apr` option only")
+        (flipped.setdefault(changed[0], []) if changed else released).append(run)
+    if not released:
+        raise ProfileError(f"tables.{KEY}: no run trains as released (every `apr` option at the released code's value: "
+                           f"{', '.join(f'{k}: {v}' for k, v in RELEASED.items())}); add a variant that sets them")
     return released, flipped
 
 
-def _metrics(profile: Profile, run: RunSpec, score: str) -> dict[str, float]:
-    ood = load_metrics(profile, run, "ood")
-    return {"clean_error": load_metrics(profile, run, "clean")["error"],
-            "corruption_error": load_metrics(profile, run, "corruption")["mean_corruption_error"],
-            "ood_auroc": ood[score]["mean"]["auroc"]}
+def _metrics(profile: Profile, runs: list[RunSpec], score: str) -> dict[str, float]:
+    """Each metric's mean over the runs' seeds."""
+    values = [{"clean_error": load_metrics(profile, run, "clean")["error"],
+               "corruption_error": load_metrics(profile, run, "corruption")["mean_corruption_error"],
+               "ood_auroc": load_metrics(profile, run, "ood")[score]["mean"]["auroc"]} for run in runs]
+    return {m: float(np.mean([v[m] for v in values])) for m in METRICS}
 
 
 def measure(profile: Profile) -> pd.DataFrame:
-    """One row per option: its released and paper values, and each metric of the run as released and as the
-    paper's text says (blank where that run does not exist, with the reason in `note`)."""
-    released_run, flipped = option_runs(profile)
+    """One row per option: its released and paper values, and each metric of the runs as released and as the
+    paper's text says (means over seeds; blank where those runs do not exist, with the reason in `note`)."""
+    released_runs, flipped = option_runs(profile)
     score = profile["ood"]["score"]
-    released = _metrics(profile, released_run, score)
+    released = _metrics(profile, released_runs, score)
     channels = DATASETS[profile["dataset"]].channels
     rows = []
     for option in OPTIONS:
-        paper, note = {m: np.nan for m in METRICS}, option.why
-        if option.key == "":  # an evaluation option: the released run, scored both ways
-            released_row = {**released, "ood_auroc": _metrics(profile, released_run, option.released)["ood_auroc"]}
-            paper = _metrics(profile, released_run, option.paper)
-            note += "; the same model, so the clean and corruption errors do not change"
+        paper, note, seeds = {m: np.nan for m in METRICS}, option.why, len(released_runs)
+        if option.key == "":  # an evaluation option: the released runs, scored both ways
+            released_row = {**released, "ood_auroc": _metrics(profile, released_runs, option.released)["ood_auroc"]}
+            paper = _metrics(profile, released_runs, option.paper)
+            note += "; the same models, so the clean and corruption errors do not change"
         else:
             released_row = released
             if option.key in flipped:
-                paper = _metrics(profile, flipped[option.key], score)
-                value = with_variant(profile.cfg, flipped[option.key].variant)["apr"][option.key]
+                paper, seeds = _metrics(profile, flipped[option.key], score), min(seeds, len(flipped[option.key]))
+                value = with_variant(profile.cfg, flipped[option.key][0].variant)["apr"][option.key]
                 if value != option.paper:
                     note += f"; run with {value!r}, not the paper's {option.paper!r}"
             elif option.key == "fft_mode" and channels == 1:
@@ -111,43 +115,41 @@ def measure(profile: Profile) -> pd.DataFrame:
             else:
                 note = f"not run: no variant in tables.{KEY} flips apr.{option.key}"
         if option.key and profile["apr"][option.key] != option.released:
-            note += f"; this profile's own value is {profile['apr'][option.key]!r}"
+            note += f"; this profile's own value elsewhere is {profile['apr'][option.key]!r}"
         rows.append({"option": option.label, "released": str(option.released), "paper_text": str(option.paper),
-                     **{f"{m}_released": released_row[m] for m in METRICS},
+                     "seeds": seeds, **{f"{m}_released": released_row[m] for m in METRICS},
                      **{f"{m}_paper_text": paper[m] for m in METRICS}, "note": note})
     return pd.DataFrame(rows)
 
 
 def caption(profile: Profile) -> str:
-    released_run, _ = option_runs(profile)
-    runs = [r for r in table_runs(profile, KEY) if r.seed == profile["seeds"][0]]
+    runs = table_runs(profile, KEY)
     return ("The paper vs its released code (beyond the paper): APR-SP with each option as released (`_released`) "
             "and as the paper's text says (`_paper_text`), all other options as released; clean error and mean "
             f"corruption error (%, lower is better) and mean OOD AUROC over {', '.join(profile['ood']['sets'])} "
-            f"(%, higher is better; score {profile['ood']['score']} except in the OOD-score row). "
-            f"Ours: {describe_runs(profile, runs)} One seed ({profile['seeds'][0]}): differences of a point or less "
-            "may be noise. What the released code does: docs/released_code.md.")
+            f"(%, higher is better; score {profile['ood']['score']} except in the OOD-score row), means over `seeds` "
+            f"seeds. Ours: {describe_runs(profile, runs)} A short schedule: the claims' intervals say which "
+            "differences the runs can tell apart. What the released code does: docs/released_code.md.")
 
 
 def claims(profile: Profile, df: pd.DataFrame) -> list[dict]:
     """The authors' reason for the released probabilities (a reply on the released code's issue tracker, not the
-    paper): too many augmentations hurt accuracy on clean images."""
+    paper): too many augmentations hurt accuracy on clean images; both ways of augmenting more (APR-P on every
+    batch, no clean batch) must raise the clean error."""
     source = "authors' reply on the released code's issues (not in the paper)"
     text = ("Applying the augmentations to every batch (too many data augmentations) has a negative impact on the "
-            "clean images")
-    result = []
-    for label, what in (("APR-P probability", "APR-P on every batch (p 1.0) vs 60%"),
-                        ("clean batch kept", "recombined pairs only vs the clean batch kept")):
-        row = df.set_index("option").loc[label]
-        measure = f"clean error %, {what}"
-        if np.isnan(row["clean_error_paper_text"]):
-            result.append(claim(f"{text}: {label}.", source, measure, "", "stated, no numbers", None, row["note"]))
-        else:
-            result.append(claim(f"{text}: {label}.", source, measure,
-                                f"{row['clean_error_paper_text']:.2f} vs {row['clean_error_released']:.2f}",
-                                "stated, no numbers", bool(row["clean_error_paper_text"] > row["clean_error_released"]),
-                                "one seed; holds if the clean error rises"))
-    return result
+            "clean images.")
+    released_runs, flipped = option_runs(profile)
+    missing = [key for key in ("p_prob", "keep_clean") if key not in flipped]
+    if missing:
+        return [unmeasured(text, source, "released code", "clean error %, paper's text - released", "stated, no numbers",
+                           "not run", f"no variant in tables.{KEY} flips apr.{', apr.'.join(missing)}")]
+    released = evidence.clean_error(profile, released_runs)
+    conditions = [compare("clean error %", (what, "released"), evidence.clean_error(profile, flipped[key]), released, +1,
+                          "stated, no numbers", digits=2)
+                  for key, what in (("p_prob", "APR-P on every batch (p 1.0)"),
+                                    ("keep_clean", "recombined pairs only (no clean batch)"))]
+    return [claim(text, source, "released code", conditions, "both ways of augmenting more must raise the clean error")]
 
 
 def changes(df: pd.DataFrame) -> pd.DataFrame:

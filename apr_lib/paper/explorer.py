@@ -78,8 +78,8 @@ def mix(own: Spectrum, other: Spectrum, amount: float | torch.Tensor, mode: str,
     if radii is None and (amplitude_band, phase_band) != ("full", "full"):
         raise ValueError(f"bands {amplitude_band!r} / {phase_band!r} need radii=(r_low, r_high) in DFT bins")
     weight = amounts.reshape(-1, *[1] * own.amplitude.ndim) if amounts.ndim else amounts
-    amplitude = keep_band(torch.lerp(own.amplitude, other.amplitude, weight), amplitude_band, radii)
-    phase = keep_band(own.phase, phase_band, radii).expand_as(amplitude)
+    amplitude = keep_band(torch.lerp(own.amplitude, other.amplitude, weight), amplitude_band, radii, mode=mode)
+    phase = keep_band(own.phase, phase_band, radii, phase=True, mode=mode).expand_as(amplitude)
     return recombine(amplitude, phase, mode), Spectrum(amplitude, phase)
 
 
@@ -747,7 +747,8 @@ class Explorer:
         amplitude_band, phase_band, radii = self._bands
         x, y = (self._spectrum(self.key(p)) for p in self.pickers)
         mode = self.mode.value
-        self._show("mix_phase", phase_view(keep_band(x.phase, phase_band, radii)), f"{phase_band} band")
+        self._show("mix_phase", phase_view(keep_band(x.phase, phase_band, radii, phase=True, mode=mode)),
+                   f"{phase_band} band")
         for name, image in zip(("swap_xy", "swap_yx"), swaps(x, y, mode, amplitude_band, phase_band, radii)):
             self._show(name, *band_view(image, amplitude_band, phase_band))
         self.predictors, self.band_note = self.shelf.predictors(amplitude_band, phase_band, radii, mode,

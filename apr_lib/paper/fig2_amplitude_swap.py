@@ -1,8 +1,9 @@
 """Figures 2 and 3 (section 1): predictions after swapping amplitude spectra, shown and counted.
 
-`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture and seed), the test
-set and `n_pairs` images of the profile's natural OOD set, and counts over random pairs of each kind where the
-models' predictions on the swapped images go (apr_lib.swap_analysis).
+`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture, every seed), the
+test set and `n_pairs` images of the profile's natural OOD set, and follows over random pairs of each kind where the
+models' predictions on the swapped images go (apr_lib.swap_analysis), the same pairs for every model and seed. The
+figure shows the first seed's models.
 """
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 
 from apr_lib.data import DATASETS, ImageSet, load_split
 from apr_lib.ood import OODSet, load_ood_set, swapped
-from apr_lib.paper.explorer import MODELS, model_runs
-from apr_lib.paper.report import Table, claim, describe_setting
+from apr_lib.paper import evidence
+from apr_lib.paper.explorer import MODELS
+from apr_lib.paper.report import Condition, Table, claim, compare, describe_runs
 from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, run_dir
-from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, example_predictions, follow_stats, probabilities,
-                                   random_pairs)
+from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, example_predictions, follow_per_pair, follow_stats,
+                                   probabilities, random_pairs)
+from apr_lib.uncertainty import Estimate, combine, difference, interval, mean_of
 
 KEY = "fig2_amplitude_swap"
 
@@ -29,81 +33,117 @@ KEY = "fig2_amplitude_swap"
 class Measured:
     arch: str
     mode: str                               # the profile's apr.fft_mode: the DFT of the swaps
-    models: dict[str, torch.nn.Module]      # label -> trained model
+    runs: dict[str, list[RunSpec]]          # label -> the runs of every seed
+    models: dict[str, torch.nn.Module]      # label -> the first seed's trained model (the figure's)
     test: ImageSet
     ood: OODSet
     n_pairs: int
     n_examples: int                         # rows of the figure
     seed: int
+    pairs: dict[str, dict[str, dict[str, np.ndarray]]]  # label -> pair kind -> follow_per_pair, stacked over seeds
     stats: pd.DataFrame                     # swap_stats_table
 
 
-def swap_stats_table(models: dict[str, torch.nn.Module], test_images: torch.Tensor, test_labels: torch.Tensor,
-                     ood_images: torch.Tensor, n_pairs: int, seed: int, mode: str) -> pd.DataFrame:
-    """`follow_stats` of each model on `n_pairs` random pairs of each kind of PAIR_LABELS: the same pairs for every
-    model; test pairs of two different labels; the OOD pairs are one set of (test, OOD) pairs, used both ways."""
+def pair_sets(test_images: torch.Tensor, test_labels: torch.Tensor, ood_images: torch.Tensor, n_pairs: int,
+              seed: int) -> dict[str, tuple]:
+    """(phase images, amplitude images, amplitude labels or None) of `n_pairs` random pairs of each kind of
+    PAIR_LABELS: test pairs of two different labels; the OOD pairs are one set of (test, OOD) pairs, used both ways."""
     i, j = random_pairs(len(test_labels), len(test_labels), n_pairs, seed, test_labels, test_labels)
     k, m = random_pairs(len(ood_images), len(test_labels), n_pairs, seed + 1)
-    pairs = {"test": (test_images[i], test_images[j], test_labels[j]),
-             "corollary2": (ood_images[k], test_images[m], test_labels[m]),
-             "ood_amplitude": (test_images[m], ood_images[k], None)}
-    rows = [{"model": name, "pairs": PAIR_LABELS[kind], **follow_stats(model, *pairs[kind][:2], mode, pairs[kind][2])}
-            for name, model in models.items() for kind in PAIR_LABELS]
+    return {"test": (test_images[i], test_images[j], test_labels[j]),
+            "corollary2": (ood_images[k], test_images[m], test_labels[m]),
+            "ood_amplitude": (test_images[m], ood_images[k], None)}
+
+
+def swap_stats_table(pairs: dict[str, dict[str, dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """`follow_stats` of each model and kind of pairs, means over seeds (`seeds`)."""
+    rows = []
+    for name, kinds in pairs.items():
+        for kind, per_pair in kinds.items():
+            per_seed = [follow_stats({key: values[s] for key, values in per_pair.items()})
+                        for s in range(len(per_pair["told_apart"]))]
+            rows.append({"model": name, "pairs": PAIR_LABELS[kind], "seeds": len(per_seed),
+                         **{key: float(np.mean([stats[key] for stats in per_seed])) for key in per_seed[0]}})
     df = pd.DataFrame(rows)
     return df.astype(object).where(df.notna(), None)  # None: blank cells, not "nan"
 
 
-def swap_claims(stats: pd.DataFrame, standard: str, apr: str, ood_name: str) -> list[dict]:
-    """The claims Figures 2/3 illustrate, measured on the statistics table (models named `standard` and `apr`)."""
-    row = lambda model, kind: stats[(stats["model"] == model) & (stats["pairs"] == PAIR_LABELS[kind])].iloc[0]
-    std, aprs = row(standard, "test"), row(apr, "test")
-    std_c2, apr_c2 = row(standard, "corollary2"), row(apr, "corollary2")
-    test_note = (f"{std['compared']} of {std['n_pairs']} random pairs of test images with different labels "
-                 f"({aprs['compared']} for {apr}): those whose two sources the model assigns different classes")
+def share(pairs: dict[str, np.ndarray], key: str) -> Estimate:
+    """% of all pairs (one row per seed) where `key` is true."""
+    return mean_of(100.0 * pairs[key])
+
+
+def swap_claims(pairs: dict[str, dict[str, dict[str, np.ndarray]]], standard: str, apr: str, ood_name: str,
+                setting: str) -> list[dict]:
+    """The claims Figures 2/3 illustrate, on the per-pair results of the models named `standard` and `apr` (every
+    seed), in % of all pairs of a kind, with 95% intervals over seeds and pairs."""
+    std, aprs = pairs[standard]["test"], pairs[apr]["test"]
+    std_c2, apr_c2 = pairs[standard]["corollary2"], pairs[apr]["corollary2"]
+    n = std["told_apart"].shape[1]
+    amplitude_over_phase = combine(np.subtract, share(std, "follows_amplitude"), share(std, "follows_phase"))
+    follows = Condition(f"{standard}: % of {n:,} swapped test pairs predicted as the amplitude image - as the phase "
+                        "image", f"{share(std, 'follows_amplitude').value:.1f} vs {share(std, 'follows_phase').value:.1f}",
+                        "examples only (not measured)", interval(amplitude_over_phase), +1, digits=1)
+    less = compare(f"% of {n:,} swapped test pairs predicted as the amplitude image", (standard, apr),
+                   share(std, "follows_amplitude"), share(aprs, "follows_amplitude"), +1, "not measured")
+    high = f"given y with probability >= {HIGH_CONFIDENCE:.0%}"
+    exists = Condition(f"{standard}: % of {n:,} such images ({ood_name} phase) {high}",
+                       f"{share(std_c2, 'amplitude_label_high_confidence').value:.1f}", "examples only (not measured)",
+                       difference(share(std_c2, "amplitude_label_high_confidence"), Estimate.fixed(0.0)), +1, digits=1)
+    rarer = compare(f"% of {n:,} such images ({ood_name} phase) {high}", (standard, apr),
+                    share(std_c2, "amplitude_label_high_confidence"), share(apr_c2, "amplitude_label_high_confidence"),
+                    +1, "examples only (not measured)")
     return [
         claim("The CNN's prediction is almost entirely determined by the amplitude spectrum: after swapping "
               "amplitudes, the prediction follows the amplitude image (Figures 2 and 3a-b).",
-              "Section 1, Figures 2 and 3", f"{standard}: % of swapped test pairs predicted as the amplitude image "
-              "vs as the phase image", f"{std['follows_amplitude']:.1f} vs {std['follows_phase']:.1f}",
-              "examples only (not measured)", bool(std["follows_amplitude"] > std["follows_phase"]),
-              f"direction only (amplitude more often than phase); {test_note}; neither: {std['neither']:.1f}%"),
+              "Section 1, Figures 2 and 3", "paper", [follows],
+              f"direction only (amplitude more often than phase), in % of all random pairs of test images with "
+              f"different labels; {setting}"),
         claim("APR makes the CNN pay more attention to the phase: predictions follow the amplitude image less "
-              "than for standard training.", "Sections 1 and 4",
-              f"% of swapped test pairs predicted as the amplitude image, {standard} vs {apr}",
-              f"{std['follows_amplitude']:.1f} vs {aprs['follows_amplitude']:.1f}", "not measured",
-              bool(std["follows_amplitude"] > aprs["follows_amplitude"]),
-              f"follows the phase image: {std['follows_phase']:.1f} vs {aprs['follows_phase']:.1f}; {test_note}"),
+              "than for standard training.", "Sections 1 and 4", "paper", [less],
+              f"follows the phase image: {share(std, 'follows_phase').value:.1f} vs "
+              f"{share(aprs, 'follows_phase').value:.1f}% of the pairs; {setting}"),
         claim("Corollary 2: a model without effective training restrictions gives a high confidence of y to "
               "iDFT(A_x1 * exp(i P_x2)), x1 an in-distribution sample of label y and x2 an OOD sample.",
-              "Section 3.1, Corollary 2",
-              f"% of {std_c2['n_pairs']} such images ({ood_name} phase) given y with probability >= "
-              f"{HIGH_CONFIDENCE:.0%}, {standard} vs {apr}",
-              f"{std_c2['amplitude_label_high_confidence']:.1f} vs {apr_c2['amplitude_label_high_confidence']:.1f}",
-              "examples only (not measured)",
-              bool(0 < std_c2["amplitude_label_high_confidence"] > apr_c2["amplitude_label_high_confidence"]),
-              f"holds if such images exist for {standard} and are rarer for {apr} (trained with APR's restriction); "
-              f"predicted as the amplitude image's class: {std_c2['follows_amplitude']:.1f}% vs "
-              f"{apr_c2['follows_amplitude']:.1f}% of the pairs told apart"),
+              "Section 3.1, Corollary 2", "paper", [exists, rarer],
+              f"such images exist for {standard} and are rarer for {apr} (trained with APR's restriction); {setting}"),
     ]
+
+
+def model_runs_all_seeds(profile: Profile) -> dict[str, list[RunSpec]]:
+    """The Standard and APR-SP runs of the profile's first Table 1 architecture, every seed, by model label."""
+    arch = profile["tables"]["table1_corruption"]["archs"][0]
+    rows = evidence.rows(profile, "table1_corruption")
+    return {label: rows[method][arch] for method, label in MODELS.items()}
 
 
 def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, seed: int = 0) -> Measured:
     """`n_pairs` random pairs per kind (None: the profile's ood.per_set, 1,000 if that is null)."""
     arch, mode = profile["tables"]["table1_corruption"]["archs"][0], profile["apr"]["fft_mode"]
-    models = {MODELS[method]: load_run(run_dir(profile, run))[0] for method, run in model_runs(profile).items()}
+    runs = model_runs_all_seeds(profile)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     n_pairs = n_pairs or profile["ood"]["per_set"] or 1000
     ood = load_ood_set(profile["ood"]["natural_set"], DATASETS[profile["dataset"]], Path(profile["data_root"]), n_pairs,
                        profile["ood"]["seed"])
-    stats = swap_stats_table(models, test.images, test.labels, ood.images, n_pairs, seed, mode)
-    return Measured(arch, mode, models, test, ood, n_pairs, n_examples, seed, stats)
+    sets = pair_sets(test.images, test.labels, ood.images, n_pairs, seed)
+    models, pairs = {}, {}
+    for label, label_runs in runs.items():
+        per_seed = []
+        for run in label_runs:
+            model = load_run(run_dir(profile, run))[0]
+            models.setdefault(label, model)
+            per_seed.append({kind: follow_per_pair(model, *sets[kind][:2], mode, sets[kind][2]) for kind in sets})
+        pairs[label] = {kind: {key: np.stack([s[kind][key] for s in per_seed]) for key in per_seed[0][kind]}
+                        for kind in sets}
+    return Measured(arch, mode, runs, models, test, ood, n_pairs, n_examples, seed, pairs, swap_stats_table(pairs))
 
 
 def tables(profile: Profile, m: Measured) -> dict[str, Table]:
     caption = (f"Figures 2/3, measured: where the predictions on amplitude-swapped images go (% of the pairs told "
                f"apart), for {m.n_pairs:,} random pairs of each kind ({m.mode} DFT, swapped images clipped to [0, 1]). "
-               f"OOD images: {m.ood.source}. Models: {m.arch} Standard and APR-SP. {describe_setting(profile)} The "
-               "paper shows examples only (no numbers).")
+               f"OOD images: {m.ood.source}. Models: {m.arch} Standard and APR-SP, means over `seeds` seeds. "
+               f"{describe_runs(profile, [r for runs in m.runs.values() for r in runs])} The paper shows examples "
+               "only (no numbers).")
     return {"fig2_swap_stats": Table(m.stats, caption)}
 
 
@@ -141,4 +181,7 @@ def figure(profile: Profile, m: Measured):
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
-    return swap_claims(m.stats, "Standard", "APR-SP", m.ood.name)
+    seeds = len(next(iter(m.runs.values())))
+    setting = (f"{m.arch}, {seeds} seed{'s' if seeds > 1 else ''} per model, the same {m.n_pairs:,} pairs of each kind "
+               f"for every model; {m.ood.source}")
+    return swap_claims(m.pairs, "Standard", "APR-SP", m.ood.name, setting)

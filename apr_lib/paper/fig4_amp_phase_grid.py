@@ -6,10 +6,10 @@ sees every image, in training and in every evaluation suite, as
 
     iDFT(A-hat_band(x) * exp(i P-hat_band(x)))          (apr_lib.spectral.band_recombine)
 
-through its model's first layer (apr_lib.models.BandRecombinedInput), with the paper's z-hat rule (zeros become 1)
-and radial bands of the centred spectrum as in the frequency helper of the paper's reference [46]: low = radius <
-r_low, mid = r_low <= radius < r_high, high >= r_high (radii in DFT bins, the profile's `bands.radii`; the paper
-gives none). `measure` reads each run's `clean` metrics into the 4x4 grid, beside the paper's.
+through its model's first layer (apr_lib.models.BandRecombinedInput), with the paper's z-hat rule (the bins outside
+a band become 1: apr_lib.spectral) and radial bands of the centred spectrum as in the frequency helper of the
+paper's reference [46]: low = radius < r_low, mid = r_low <= radius < r_high, high >= r_high (radii in DFT bins, the
+profile's `bands.radii`; the paper gives none). `measure` reads each run's `clean` metrics into the 4x4 grid, beside the paper's.
 """
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ import pandas as pd
 import torch
 
 from apr_lib.models import config_bands
+from apr_lib.paper import evidence
 from apr_lib.paper.paper_results import paper_fig4
-from apr_lib.paper.report import DATASET_NAMES, Table, claim, describe_runs, load_metrics
+from apr_lib.paper.report import DATASET_NAMES, Condition, Table, claim, describe_runs, load_metrics, unmeasured
 from apr_lib.spectral import BANDS, band_recombine
-from apr_lib.study.config import Profile, run_config, table_runs
+from apr_lib.study.config import Profile, RunSpec, run_config, table_runs
+from apr_lib.uncertainty import Estimate, combine, interval
 
 KEY = "fig4_amp_phase_grid"  # the section key, the profile's `tables:` key, the table's and figure's name
 ROW_LABELS = {"full": "A", "low": "Â^L", "mid": "Â^I", "high": "Â^H"}  # the paper's rows (amplitude), in text
@@ -54,7 +56,8 @@ def caption(profile: Profile) -> str:
     bands = "; ".join(f"low radius < {lo}, mid {lo} to < {hi}, high >= {hi} DFT bins" for lo, hi in radii)
     missing = 16 - len({config_bands(c) for c in configs})
     return ("Figure 4: test accuracy (%) of a model trained and tested on iDFT(amplitude band x exp(i phase band)) "
-            "images (rows: amplitude band, columns: phase band; z-hat rule: zeros become 1). "
+            "images (rows: amplitude band, columns: phase band; z-hat rule: the bins outside a band become 1, the phase "
+            "+-1 so that the image stays real), means over seeds. "
             f"Ours (`ours`): {describe_runs(profile, runs)} Bands: {bands} (our choice: the paper gives no radii); "
             "the recombined images are not clipped. "
             + (f"{missing} of the 16 cells are not among this profile's runs (nan). " if missing else "")
@@ -83,64 +86,83 @@ def _pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return df.pivot(index="amplitude", columns="phase", values=column).loc[list(BANDS), list(BANDS)]
 
 
-def _range(values: pd.Series) -> float:
-    return float(values.max() - values.min())
+def _range(values) -> np.ndarray:
+    """Max - min over the first axis (cells), elementwise over the rest (seeds, replicates)."""
+    values = np.stack([np.asarray(v, float) for v in values])
+    return values.max(0) - values.min(0)
 
 
-def amplitude_reliance(t: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """(accuracy range across phase bands with the amplitude fixed, range across amplitude bands with the phase
-    fixed), in points: with the whole spectra fixed (row A, column P) and as means over all rows / columns."""
-    return {"whole": (_range(t.loc["full"]), _range(t["full"])),
-            "grid": (float(np.mean([_range(t.loc[a]) for a in BANDS])), float(np.mean([_range(t[p]) for p in BANDS])))}
+def amplitude_reliance(cell) -> dict[str, object]:
+    """Range across the phase bands with the amplitude fixed minus range across the amplitude bands with the phase
+    fixed, in points of accuracy: with the whole spectra fixed (row A against column P) and as means over all rows /
+    columns. `cell(a, p)` gives a cell's accuracy (a number, or an array of seeds and replicates)."""
+    rows = [_range([cell(a, p) for p in BANDS]) for a in BANDS]
+    columns = [_range([cell(a, p) for a in BANDS]) for p in BANDS]
+    return {"whole": (rows[0], columns[0]), "grid": (sum(rows) / len(rows), sum(columns) / len(columns))}
 
 
-def matched_bands(t: pd.DataFrame) -> dict[str, tuple[float, float]]:
+def matched_bands(cell) -> dict[str, tuple[object, object]]:
     """Per band-limited amplitude row: (accuracy with the phase of the same band, best other band-limited phase)."""
     limited = BANDS[1:]
-    return {a: (float(t.loc[a, a]), float(max(t.loc[a, p] for p in limited if p != a))) for a in limited}
+    return {a: (cell(a, a), np.max(np.stack([np.asarray(cell(a, p), float) for p in limited if p != a]), 0))
+            for a in limited}
+
+
+def cell_estimates(profile: Profile) -> dict[tuple[str, str], Estimate]:
+    """Test accuracy (%) of each cell's runs (one per seed), by (amplitude band, phase band)."""
+    runs: dict[tuple[str, str], list[RunSpec]] = {}
+    for run in table_runs(profile, KEY):
+        runs.setdefault(config_bands(run_config(profile, run)), []).append(run)
+    return {bands: evidence.clean_accuracy(profile, cell_runs) for bands, cell_runs in runs.items()}
 
 
 def claims(profile: Profile, df: pd.DataFrame) -> list[dict]:
-    """Section 3.1's two readings of Figure 4, measured on our grid and on the paper's."""
+    """Section 3.1's two readings of Figure 4, measured on our grid (seed by seed, with 95% intervals over seeds and
+    test images) beside the paper's grid."""
     source = "Figure 4 (section 3.1)"
     paper = _pivot(df, "paper")
-    complete = bool(df["ours"].notna().all())
-    ours = _pivot(df, "ours") if complete else None
-    not_run = f"this profile's {KEY} runs cover {int(df['ours'].notna().sum())} of the 16 cells"
-    result = []
+    paper_cell = lambda a, p: float(paper.loc[a, p])  # noqa: E731
     reliance_text = ("When fixing the amplitude spectrum and phase spectrum respectively, the range of change without "
-                     "amplitude is larger than the case without phase (the CNN relies more on the amplitude spectrum)")
-    for key, where, measure in [
-            ("whole", "fixing the whole amplitude or the whole phase",
-             "accuracy range (points) across the phase bands with the full amplitude (row A) vs across the "
-             "amplitude bands with the full phase (column P)"),
-            ("grid", "over the whole grid",
-             "mean over the 4 rows of the accuracy range across phase bands vs mean over the 4 columns of the "
-             "range across amplitude bands (points)")]:
-        p = amplitude_reliance(paper)[key]
-        if complete:
-            o = amplitude_reliance(ours)[key]
-            result.append(claim(f"{reliance_text}: {where}.", source, measure, f"{o[0]:.1f} vs {o[1]:.1f}",
-                                f"{p[0]:.1f} vs {p[1]:.1f}", o[0] < o[1], "holds if the first range is the smaller"))
-        else:
-            result.append(claim(f"{reliance_text}: {where}.", source, measure, "", f"{p[0]:.1f} vs {p[1]:.1f}",
-                                None, not_run))
-
-    def cells(m: dict[str, tuple[float, float]]) -> str:
-        return ", ".join(f"{ROW_LABELS[a]}: {same:.1f} vs {other:.1f}" for a, (same, other) in m.items())
-
-    text = ("The combination of phase and amplitude in the corresponding frequency domain achieves better performance "
-            "than their other combinations.")
-    measure = ("in each band-limited amplitude row (Â^L, Â^I, Â^H): accuracy with the phase band of the same "
-               "frequencies vs the best of the two other band-limited phases")
-    if complete:
-        m = matched_bands(ours)
-        result.append(claim(text, source, measure, cells(m), cells(matched_bands(paper)),
-                            all(same > other for same, other in m.values()),
-                            "holds if the same band wins in all three rows"))
-    else:
-        result.append(claim(text, source, measure, "", cells(matched_bands(paper)), None, not_run))
-    return result
+                     "amplitude is larger than the case without phase (the CNN relies more on the amplitude spectrum).")
+    matched_text = ("The combination of phase and amplitude in the corresponding frequency domain achieves better "
+                    "performance than their other combinations.")
+    reliance_measures = {
+        "whole": "accuracy range across the phase bands with the full amplitude (row A) - across the amplitude bands "
+                 "with the full phase (column P), points",
+        "grid": "mean over the 4 rows of the accuracy range across phase bands - mean over the 4 columns of the range "
+                "across amplitude bands, points"}
+    cells = cell_estimates(profile)
+    if len(cells) < 16:
+        not_run = f"this profile's {KEY} runs cover {len(cells)} of the 16 cells"
+        paper_reliance = amplitude_reliance(paper_cell)
+        return [unmeasured(reliance_text, source, "paper", reliance_measures["whole"],
+                           "{:.1f} vs {:.1f}".format(*paper_reliance["whole"]), "not run", not_run),
+                unmeasured(matched_text, source, "paper", "accuracy with the same band's phase - best other band",
+                           "", "not run", not_run)]
+    # every cell's runs share the seeds, so each statistic is computed seed by seed
+    names = list(cells)
+    grid = lambda f: combine(lambda *values: f(lambda a, p: values[names.index((a, p))]), *cells.values())  # noqa: E731
+    paper_reliance = amplitude_reliance(paper_cell)
+    conditions = []
+    for key in reliance_measures:
+        first, second = (grid(lambda cell, k=key, i=i: amplitude_reliance(cell)[k][i]) for i in (0, 1))
+        difference_estimate = combine(np.subtract, first, second)
+        conditions.append(Condition(reliance_measures[key], f"{first.value:.1f} vs {second.value:.1f}",
+                                    "{:.1f} vs {:.1f}".format(*paper_reliance[key]), interval(difference_estimate), -1,
+                                    digits=1))
+    paper_matched = matched_bands(paper_cell)
+    matched = []
+    for a in BANDS[1:]:
+        same, other = (grid(lambda cell, a=a, i=i: matched_bands(cell)[a][i]) for i in (0, 1))
+        matched.append(Condition(f"row {ROW_LABELS[a]}: accuracy % with the phase band of the same frequencies - the "
+                                 "best of the two other band-limited phases", f"{same.value:.1f} vs {other.value:.1f}",
+                                 "{:.1f} vs {:.1f}".format(*paper_matched[a]),
+                                 interval(combine(np.subtract, same, other)), +1, digits=1))
+    seeds = next(iter(cells.values())).seeds
+    note = f"{seeds} seed{'s' if seeds > 1 else ''} per cell; both readings of the range must hold"
+    return [claim(reliance_text, source, "paper", conditions, note),
+            claim(matched_text, source, "paper", matched, f"{seeds} seed{'s' if seeds > 1 else ''} per cell; the same "
+                  "band must win in all three rows")]
 
 
 def example_figure(image: torch.Tensor, radii: tuple[float, float]):

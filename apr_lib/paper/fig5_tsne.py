@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -28,15 +28,13 @@ from threadpoolctl import threadpool_limits
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import DATASETS, load_split
 from apr_lib.ood import OODSet, load_ood_set, ood_sets
-from apr_lib.paper.report import Table, claim, describe_setting
+from apr_lib.paper.report import Condition, Table, claim, describe_setting
 from apr_lib.spectral import amplitude_phase, band_mask
 from apr_lib.study.config import Profile
+from apr_lib.uncertainty import interval, mean_of
 
 KEY = "fig5_tsne"
 FOLDS = 5  # cross-validation folds of the probe
-# Thresholds that turn Figure 5's two statements into verdicts on the probe's accuracy (chance: 50%).
-SEPARABLE = 90.0          # (a) "so different": the probe tells the sets apart at least this often
-INDISTINGUISHABLE = 60.0  # (b) "not able to distinguish": the probe does no better than this
 
 
 def high_frequency_amplitude(images: torch.Tensor, radius: float) -> np.ndarray:
@@ -66,41 +64,64 @@ def tsne_embedding(first: np.ndarray, second: np.ndarray, seed: int, perplexity:
         return tsne.fit_transform(StandardScaler().fit_transform(features))
 
 
-def probe_accuracy(first: np.ndarray, second: np.ndarray, seed: int) -> tuple[float, float]:
-    """Mean and standard deviation over FOLDS cross-validation folds of a linear probe's accuracy (%)."""
+def probe_correct(first: np.ndarray, second: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
+    """Whether a linear probe, cross-validated over FOLDS folds, tells each image's set right: (2, N) booleans
+    (the first set, then the second; each image judged by the probe of the fold that left it out), and each fold's
+    accuracy (%)."""
     features, labels = two_sets(first, second)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    correct, folds = np.zeros(len(labels), bool), []
     with threadpool_limits(limits=1):
-        scores = cross_val_score(probe, features, labels, cv=StratifiedKFold(FOLDS, shuffle=True, random_state=seed))
-    return 100 * float(scores.mean()), 100 * float(scores.std())
+        for train, test in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(features, labels):
+            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(features[train], labels[train])
+            correct[test] = probe.predict(features[test]) == labels[test]
+            folds.append(100 * float(correct[test].mean()))
+    return np.stack([correct[:len(first)], correct[len(first):]]), folds
 
 
-def separability_table(comparisons: dict[str, tuple[np.ndarray, np.ndarray]], seed: int) -> pd.DataFrame:
-    """One row per comparison (name -> features of the two sets): the sets' sizes and the probe's accuracy (%)."""
-    rows = []
+def per_pair_accuracy(correct: np.ndarray) -> np.ndarray:
+    """(1, N) accuracy (%) over each pair i of images (the first set's i-th and the second set's i-th)."""
+    return 50.0 * correct.sum(0, dtype=float)[None]
+
+
+def separability_table(comparisons: dict[str, tuple[np.ndarray, np.ndarray]],
+                       seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per comparison (name -> features of the two sets, as many images each): the sets' sizes and the
+    probe's accuracy (%) with its spread over folds and its 95% interval over the images; and the per-image
+    correctness of each comparison (probe_correct)."""
+    rows, correct = [], {}
     for name, (first, second) in comparisons.items():
-        mean, sd = probe_accuracy(first, second, seed)
+        correct[name], folds = probe_correct(first, second, seed)
+        found = interval(mean_of(per_pair_accuracy(correct[name])), trained=False)
         rows.append({"comparison": name, "n_first": len(first), "n_second": len(second), "features": first.shape[1],
-                     "probe_accuracy": mean, "probe_sd": sd, "chance": 50.0})
-    return pd.DataFrame(rows)
+                     "probe_accuracy": found.estimate, "probe_sd": float(np.std(folds)), "probe_low": found.low,
+                     "probe_high": found.high, "chance": 50.0})
+    return pd.DataFrame(rows), correct
 
 
-def probe_claims(table: pd.DataFrame, corrupted: str, ood: str, control: str, ood_source: str) -> list[dict]:
-    """Figure 5's two statements (section 3.1), as probe accuracies of the rows named `corrupted` and `ood`
-    (`ood_source`: where the OOD images come from, for the note)."""
-    accuracy = table.set_index("comparison")["probe_accuracy"]
-    note = (f"logistic regression on standardised log-amplitudes, {table['n_first'].iloc[0]:,} + "
-            f"{table['n_second'].iloc[0]:,} images, {FOLDS}-fold cross-validated; chance 50%; control ({control}): "
-            f"{accuracy[control]:.1f}%")
+def probe_claims(correct: dict[str, np.ndarray], corrupted: str, ood: str, control: str, ood_source: str,
+                 n_images: int) -> list[dict]:
+    """Figure 5's two statements (section 3.1), each as the probe's accuracy on its comparison minus its accuracy on
+    the control (two sets of in-distribution test images: chance), with a 95% interval over the images (pairs of
+    images, the same first set in every comparison): an effect size, since the paper gives no threshold."""
+    accuracy = {name: per_pair_accuracy(values) for name, values in correct.items()}
+    note = (f"logistic regression on standardised log-amplitudes, {n_images:,} + {n_images:,} images, {FOLDS}-fold "
+            f"cross-validated; chance 50%; interval over the images (no training run)")
+
+    def against_control(name: str, side: int) -> Condition:
+        effect = interval(mean_of(accuracy[name] - accuracy[control]), trained=False)
+        return Condition(f"probe accuracy %, {name} - {control}",
+                         f"{accuracy[name].mean():.1f} vs {accuracy[control].mean():.1f}", "t-SNE picture (no number)",
+                         effect, side, digits=1)
+
     return [
         claim("The high-frequency amplitude spectra of clean samples and their Gaussian-noise versions are very "
-              "different, although the noise is nearly invisible (Figure 5a).", "Section 3.1, Figure 5(a)",
-              f"probe accuracy %, {corrupted}; holds at >= {SEPARABLE:.0f}", f"{accuracy[corrupted]:.1f}",
-              "t-SNE picture (no number)", bool(accuracy[corrupted] >= SEPARABLE), note),
+              "different, although the noise is nearly invisible (Figure 5a).", "Section 3.1, Figure 5(a)", "paper",
+              [against_control(corrupted, +1)], note),
         claim("The high-frequency amplitude spectra of in-distribution and OOD samples cannot be distinguished, "
-              "even though they come from different categories (Figure 5b).", "Section 3.1, Figure 5(b)",
-              f"probe accuracy %, {ood}; holds at <= {INDISTINGUISHABLE:.0f}", f"{accuracy[ood]:.1f}",
-              "t-SNE picture (no number)", bool(accuracy[ood] <= INDISTINGUISHABLE), f"{note}; OOD: {ood_source}"),
+              "even though they come from different categories (Figure 5b).", "Section 3.1, Figure 5(b)", "paper",
+              [against_control(ood, 0)],
+              f"{note}; a claim of no difference fails if the probe beats the control and is otherwise inconclusive; "
+              f"OOD: {ood_source}"),
     ]
 
 
@@ -118,6 +139,7 @@ class Measured:
     ood_name: str
     control: str
     table: pd.DataFrame                               # the probe's accuracy for every comparison
+    correct: dict[str, np.ndarray]                    # comparison -> (2, N) per image: the probe tells its set right
 
 
 def measure(profile: Profile, n_images: int | None = None, noise_severity: int = 3, high_radius_fraction: float = 0.5,
@@ -141,20 +163,22 @@ def measure(profile: Profile, n_images: int | None = None, noise_severity: int =
     control_name = f"control: two sets of {profile['dataset']} test images"
     panels = {corrupted: (features(clean), features(with_gaussian_noise(clean, noise_severity, seed))),
               ood_name: (features(clean), features(ood.images))}
-    table = separability_table({**panels, control_name: (features(clean), features(control))}, seed)
+    table, correct = separability_table({**panels, control_name: (features(clean), features(control))}, seed)
     more = {f"clean vs Gaussian noise, severity {s}": (features(clean), features(with_gaussian_noise(clean, s, seed)))
             for s in range(1, 6) if s != noise_severity}
     more |= {f"{profile['dataset']} vs {s.name}": (features(clean), features(s.images))
              for name, s in ood_sets(profile.cfg, test.images, n_images).items() if name != ood.name}
-    table = pd.concat([table, separability_table(more, seed)], ignore_index=True)
-    return Measured(n_images, radius, seed, noise_severity, ood, panels, corrupted, ood_name, control_name, table)
+    more_table, more_correct = separability_table(more, seed)
+    return Measured(n_images, radius, seed, noise_severity, ood, panels, corrupted, ood_name, control_name,
+                    pd.concat([table, more_table], ignore_index=True), correct | more_correct)
 
 
 def tables(profile: Profile, m: Measured) -> dict[str, Table]:
     size = DATASETS[profile["dataset"]].size
     caption = (f"Figure 5, measured: accuracy (%) of a logistic regression telling two sets of {m.n_images:,} images "
                f"apart from their high-frequency log-amplitude spectra (radius >= {m.radius:g} of {size}x{size}), "
-               f"{FOLDS}-fold cross-validated (mean and sd over folds); 50% = indistinguishable. OOD images: "
+               f"{FOLDS}-fold cross-validated (mean, sd over folds and [`probe_low`, `probe_high`] its 95% interval over "
+               f"the images); 50% = indistinguishable. OOD images: "
                f"{m.ood.source}. {describe_setting(profile)} The paper shows t-SNE pictures only (no numbers).")
     return {"fig5_separability": Table(m.table, caption)}
 
@@ -177,4 +201,4 @@ def figure(profile: Profile, m: Measured):
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
-    return probe_claims(m.table, m.corrupted, m.ood_name, m.control, m.ood.source)
+    return probe_claims(m.correct, m.corrupted, m.ood_name, m.control, m.ood.source, m.n_images)

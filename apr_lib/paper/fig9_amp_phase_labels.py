@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from apr_lib.errors import ProfileError
-from apr_lib.paper.report import DATASET_NAMES, Table, claim, describe_runs, load_metrics
+from apr_lib.paper import evidence
+from apr_lib.paper.report import DATASET_NAMES, Condition, Table, claim, describe_runs, load_metrics, unmeasured
 from apr_lib.study.config import Profile, RunSpec, table_runs, with_variant
+from apr_lib.uncertainty import combine, interval
 
 KEY = "fig9_amp_phase_labels"  # the section key, the profile's `tables:` key, the table's and figure's name
 
@@ -70,40 +72,57 @@ def figure(profile: Profile, df: pd.DataFrame):
     return fig
 
 
-def slope(df: pd.DataFrame, column: str) -> float:
-    """Least-squares slope of `column` against lambda, in points per unit lambda."""
-    return float(np.polyfit(df["lambda"], df[column], 1)[0])
+def slope(lambdas: list[float], values: list) -> np.ndarray:
+    """Least-squares slope of `values` (one per lambda: numbers, or arrays of seeds and replicates) against lambda,
+    in points per unit lambda."""
+    x = np.asarray(lambdas, float) - np.mean(lambdas)
+    y = np.stack([np.asarray(v, float) for v in values])
+    return np.tensordot(x, y - y.mean(0), axes=1) / (x ** 2).sum()
 
 
 def claims(profile: Profile, df: pd.DataFrame) -> list[dict]:
-    """Section 5.3: accuracy, corruption robustness and OOD detection rise with the weight of the phase head."""
-    source, paper = "Figure 9 (section 5.3)", "plotted, no numbers printed"
-    auroc = f"ood_auroc_{profile['ood']['score']}"
+    """Section 5.3: accuracy, corruption robustness and OOD detection rise with the weight of the phase head, as
+    least-squares slopes against lambda computed seed by seed, with 95% intervals over seeds and images."""
+    source, paper, kind = "Figure 9 (section 5.3)", "plotted, no numbers printed", "paper"
+    score = profile["ood"]["score"]
     phase_text = "With the enhancement of the weight of phase prediction"
-    checks = [  # claim, measure, ours, holds
-        (f"{phase_text}, the accuracy of the model is improved.", "clean test accuracy % vs lambda", "clean_accuracy"),
-        (f"{phase_text}, the accuracy on common corruptions is improved.", "-C accuracy % vs lambda",
-         "corruption_accuracy"),
+    checks = [  # claim, measure, statistic of a lambda's runs
+        (f"{phase_text}, the accuracy of the model is improved.", "clean test accuracy %", evidence.clean_accuracy),
+        (f"{phase_text}, the accuracy on common corruptions is improved.", "-C accuracy %",
+         lambda p, runs: combine(lambda e: 100 - e, evidence.mean_corruption_error(p, runs))),
         ("The detection ability of the model for OOD samples becomes stronger with the increase of phase attention.",
-         f"mean OOD AUROC % ({profile['ood']['score']}) vs lambda", auroc),
+         f"mean OOD AUROC % ({score})", lambda p, runs: evidence.ood_auroc(p, runs, score, p["ood"]["sets"])),
     ]
     larger = ("The improvement with the weight of phase prediction is larger for common corruptions than on clean "
-              "images.", "slope of -C accuracy vs slope of clean accuracy against lambda (points per unit lambda)")
-    if len(df) < 2:
+              "images.", "slope of -C accuracy - slope of clean accuracy against lambda (points per unit lambda)")
+    by_lambda: dict[float, list[RunSpec]] = {}
+    for run in table_runs(profile, KEY):
+        by_lambda.setdefault(phase_weight(profile, run), []).append(run)
+    lambdas = sorted(by_lambda)
+    if len(lambdas) < 2:
         note = f"tables.{KEY} has fewer than two values of lambda"
-        return [claim(text, source, measure, "", paper, None, note) for text, measure, *_ in [*checks, larger]]
+        return [unmeasured(text, source, kind, measure, paper, "not run", note)
+                for text, measure, *_ in [*checks, larger]]
+    slopes, ends = {}, {}
+    for text, measure, statistic in checks:
+        per_lambda = [statistic(profile, by_lambda[value]) for value in lambdas]
+        slopes[measure] = combine(lambda *values: slope(lambdas, values), *per_lambda)
+        ends[measure] = (per_lambda[0].value, per_lambda[-1].value)
+    seeds = len(by_lambda[lambdas[0]])
+    note = (f"least-squares slope over lambda {', '.join(f'{v:g}' for v in lambdas)}, {seeds} seed"
+            f"{'s' if seeds > 1 else ''} each, computed seed by seed")
 
-    def trend(column: str) -> str:
-        first, last = df.iloc[0], df.iloc[-1]
-        return (f"{first[column]:.1f} at lambda {first['lambda']:g} -> {last[column]:.1f} at {last['lambda']:g} "
-                f"(slope {slope(df, column):+.1f})")
+    def condition(measure: str) -> Condition:
+        first, last = ends[measure]
+        return Condition(f"slope of {measure} against lambda (points per unit lambda)",
+                         f"{first:.1f} at lambda {lambdas[0]:g} -> {last:.1f} at {lambdas[-1]:g}", paper,
+                         interval(slopes[measure]), +1, digits=1)
 
-    note = f"least-squares slope over {len(df)} values of lambda; holds if positive"
-    result = [claim(text, source, measure, trend(column), paper, slope(df, column) > 0, note)
-              for text, measure, column in checks]
-    corrupted, clean = slope(df, "corruption_accuracy"), slope(df, "clean_accuracy")
-    result.append(claim(*larger[:1], source, larger[1], f"{corrupted:+.1f} vs {clean:+.1f}", paper, corrupted > clean,
-                        "holds if the -C slope is the larger"))
+    result = [claim(text, source, kind, [condition(measure)], note) for text, measure, _ in checks]
+    corrupted, clean = slopes["-C accuracy %"], slopes["clean test accuracy %"]
+    result.append(claim(larger[0], source, kind, [Condition(larger[1], f"{corrupted.value:+.1f} vs {clean.value:+.1f}",
+                                                            paper, interval(combine(np.subtract, corrupted, clean)),
+                                                            +1, digits=1)], note))
     return result
 
 

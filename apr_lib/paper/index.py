@@ -6,25 +6,64 @@ import os
 import pandas as pd
 
 from apr_lib.files import write_text
-from apr_lib.paper.report import CLAIM_COLUMNS, VERDICTS, describe_setting
+from apr_lib.paper.report import CLAIM_COLUMNS, KINDS, VERDICT_RULE, VERDICTS, describe_setting
 from apr_lib.study.config import Profile
 from apr_lib.study.targets import claims_table, index_page, profile_sections
 
 
 def merge_claims(profile: Profile) -> pd.DataFrame:
-    """tables/claims.{csv,md}: every section's claims, in the paper's order."""
+    """tables/claims.{csv,md}: every section's claims, in the paper's order, with the counts by kind."""
     frames = []
     for s in profile_sections(profile):
         path = profile.outputs / "claims" / f"{s.key}.csv"
         frames.append(pd.read_csv(path, keep_default_na=False).assign(section=s.key))
     df = pd.concat(frames, ignore_index=True)[["section"] + CLAIM_COLUMNS]
+    problems = ledger_problems(df)
+    if problems:
+        raise ValueError("the claims break the ledger's rules:\n  - " + "\n  - ".join(problems))
     csv_path, md_path = claims_table(profile)
     write_text(csv_path, df.to_csv(index=False))
-    counts = df["verdict"].value_counts()
-    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    write_text(md_path, f"Claims of the paper checked by this run ({summary}). {describe_setting(profile)}\n\n"
+    by_kind = "\n".join(f"- {KINDS[kind]}: {count_sentence(df[df['kind'] == kind])}" for kind in KINDS
+                        if (df["kind"] == kind).any())
+    write_text(md_path, f"Claims checked by this run. {describe_setting(profile)}\n\n{by_kind}\n\n{VERDICT_RULE} "
+               "Only the paper's claims are counted in the headline; a claim re-measured on the runs of another "
+               "(`counted`: no) is counted there.\n\n"
                f"{df.to_markdown(index=False)}\n")
     return df
+
+
+def ledger_problems(df: pd.DataFrame) -> list[str]:
+    """What breaks the rules every ledger of claims keeps: a verdict among VERDICTS and a kind among KINDS; a "holds"
+    or "fails" only with an interval that excludes 0; one verdict per claim text."""
+    problems = [f"{row.section}: {row.claim!r}: unknown verdict {row.verdict!r} or kind {row.kind!r}"
+                for row in df.itertuples() if row.verdict not in VERDICTS or row.kind not in KINDS]
+    for row in df[df["verdict"].isin(["holds", "fails"])].itertuples():
+        low, high = pd.to_numeric(pd.Series([row.low, row.high]), errors="coerce")
+        if pd.isna(low) or pd.isna(high) or low <= 0 <= high:
+            problems.append(f"{row.section}: {row.claim!r} {row.verdict} on the interval [{row.low}, {row.high}], "
+                            "which does not exclude 0")
+    verdicts = df.groupby("claim")["verdict"].nunique()
+    problems += [f"{claim!r} has {n} verdicts: one claim text, one verdict" for claim, n in verdicts.items() if n > 1]
+    return problems
+
+
+def counted(df: pd.DataFrame) -> pd.DataFrame:
+    """The claims counted: the paper's own, each once (not the re-measurements of another claim's runs)."""
+    return df[(df["kind"] == "paper") & (df["counted"] == "yes")]
+
+
+def verdict_parts(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(verdict, "N hold" / "K are inconclusive" / ...) for each verdict among the claims of `df`, in VERDICTS' order."""
+    counts = df["verdict"].value_counts()
+    words = {"holds": "hold", "fails": "fail", "inconclusive": "are inconclusive", "not comparable": "are not comparable",
+             "not run": "were not run"}
+    return [(v, f"{counts[v]} {words[v]}") for v in VERDICTS if counts.get(v, 0)]
+
+
+def count_sentence(df: pd.DataFrame) -> str:
+    """"M claims: N hold, K are inconclusive, ..." over the claims of `df`."""
+    parts = [part for _, part in verdict_parts(df)]
+    return f"{len(df)} claim{'s' if len(df) != 1 else ''}: " + (", ".join(parts) if parts else "none")
 
 
 def write_index(profile: Profile) -> str:
@@ -45,8 +84,10 @@ def write_index(profile: Profile) -> str:
                       f"Files: [png](figures/{figure}.png), [pdf](figures/{figure}.pdf)", ""]
         claims = pd.read_csv(out / "claims" / f"{s.key}.csv", keep_default_na=False)
         if len(claims):
-            lines += ["Claims checked:", "",
-                      claims[["claim", "measure", "ours", "paper", "verdict"]].to_markdown(index=False), ""]
+            lines += ["Claims checked (difference and 95% interval over seeds and test images; "
+                      "[how verdicts are given](tables/claims.md)):", "",
+                      claims[["claim", "kind", "measure", "ours", "paper", "difference", "low", "high",
+                              "verdict"]].to_markdown(index=False), ""]
         lines += [f"Notebook: [notebooks/{s.notebook}.ipynb](notebooks/{s.notebook}.ipynb); "
                   f"claim checks: [claims/{s.key}.csv](claims/{s.key}.csv)", ""]
     claims_csv, claims_md = (os.path.relpath(path, out) for path in claims_table(profile))

@@ -31,7 +31,8 @@ from apr_lib.errors import UserError
 from apr_lib.files import read_json, write_json, write_text
 from apr_lib.layout import PROVENANCE, corruption_set
 from apr_lib.names import config_digest
-from apr_lib.paper.report import DATASET_NAMES, describe_setting
+from apr_lib.paper.index import counted, verdict_parts
+from apr_lib.paper.report import DATASET_NAMES, KINDS, describe_setting
 from apr_lib.study.config import Profile, table_runs
 from apr_lib.study.jobs import suite_inputs
 from apr_lib.study.sections import SECTIONS, section
@@ -42,6 +43,7 @@ PACKAGES = ("torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-l
 IDLE_GAP_SECONDS = 60  # longer than any pause Snakemake takes between jobs of one invocation
 SINGLE_JOB_RULES = ("data", "claims", "index")  # one job each, always in the DAG (corrupted_testset: see dag_jobs)
 README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
+PAPER_DATASETS = {"cifar100": "CIFAR-100 (Table 1), CIFAR-10"}  # the paper's datasets beside ours; else CIFAR-10
 
 
 def manifest_file(profile: Profile) -> Path:
@@ -218,46 +220,75 @@ def _rows(path: Path, keep) -> pd.DataFrame:
     return df[df["method"].map(keep) & df["ours"].notna()]
 
 
-def headline(profile: Profile) -> str:
-    """The README block: a few of the run's numbers beside the paper's, the claim count, figures and links, all read
-    from outputs/<profile>/ (nothing typed)."""
-    out = profile.outputs
-    tables = out / "tables"
+def _number(value, digits: int = 1) -> str:
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _ours(row) -> str:
+    """Our number with its 95% interval where the table gives one."""
+    interval = f" [{_number(row.ours_low)}, {_number(row.ours_high)}]" if hasattr(row, "ours_low") else ""
+    return f"{_number(row.ours)}{interval}"
+
+
+def headline_rows(profile: Profile) -> list[tuple[str, str, str]]:
+    """(result, ours, paper) of a few of the run's numbers, read from its tables: each main number with its interval
+    and the accuracy or clean error beside it."""
+    tables = profile.outputs / "tables"
     rows = []
     if (tables / "table1_corruption.csv").exists():
         labels = ("Standard", "APR-P", "APR-S", "APR-SP")
         for r in _rows(tables / "table1_corruption.csv", lambda m: m in labels).itertuples():
-            rows.append((f"Table 1: mean corruption error % (lower is better), {r.method}", r.ours, r.paper))
-    for name, measure in (("table2_ood", "Table 2: mean OOD AUROC % (higher is better)"),
-                          ("table3_adversarial", "Table 3: AutoAttack accuracy % (higher is better)")):
-        if (tables / f"{name}.csv").exists():
-            measured = _rows(tables / f"{name}.csv", lambda m: True)
-            # The baseline (the table's first row) and APR-SP's row.
-            picked = measured.iloc[[0]] if len(measured) else measured
-            picked = pd.concat([picked, measured[measured["method"].str.endswith("APR-SP")]]).drop_duplicates()
-            rows += [(f"{measure}, {r.method}", r.ours, r.paper) for r in picked.itertuples()]
+            rows.append((f"Table 1: mean corruption error % (clean error %), lower is better, {r.method}",
+                         f"{_ours(r)} ({_number(r.clean_error)})", _number(r.paper)))
+    if (tables / "table2_ood.csv").exists():
+        measured = _rows(tables / "table2_ood.csv", lambda m: True)
+        for r in pd.concat([measured.iloc[:1], measured[measured["method"].str.endswith("APR-SP")]]).drop_duplicates().itertuples():
+            rows.append((f"Table 2: mean OOD AUROC % (test accuracy %), higher is better, {r.method}",
+                         f"{_ours(r)} ({_number(r.test_acc)})", f"{_number(r.paper)} ({_number(r.test_acc_paper)})"))
+    if (tables / "table3_adversarial.csv").exists():
+        attacks = profile["autoattack"]["attacks"]
+        attack = ("standard AutoAttack" if attacks == "standard" else
+                  f"{', '.join(a.upper() for a in attacks)} (reduced AutoAttack; the paper: standard)")
+        measured = _rows(tables / "table3_adversarial.csv", lambda m: m in ("FGSM", "FGSM w/ APR-SP"))
+        for r in measured[measured["images"] == measured["images"].iloc[0]].itertuples():
+            rows.append((f"Table 3: accuracy % under {attack} (clean accuracy %), {r.images} test images, higher is "
+                         f"better, {r.method}", f"{_ours(r)} ({_number(r.clean)})",
+                         f"{_number(r.paper)} ({_number(r.clean_paper)})"))
     if not rows:
         raise UserError(f"no tables under {tables}: run `snakemake --cores 4 all --config profile={profile.name}` "
                         "first")
+    return rows
 
-    def number(value) -> str:
-        return "" if pd.isna(value) else f"{value:.1f}"
 
-    table = ["| result | ours | paper |", "| --- | ---: | ---: |"]
-    table += [f"| {what} | {number(ours)} | {number(paper)} |" for what, ours, paper in rows]
-    claims = pd.read_csv(claims_table(profile)[0], keep_default_na=False)["verdict"].value_counts()
+def headline(profile: Profile) -> str:
+    """The README block: a few of the run's numbers beside the paper's, the count of the paper's claims by verdict,
+    figures and links, all read from outputs/<profile>/ (nothing typed)."""
+    out = profile.outputs
+    dataset = DATASET_NAMES.get(profile["dataset"], profile["dataset"])
+    table = [f"| result | ours, {dataset} | paper, {PAPER_DATASETS.get(profile['dataset'], 'CIFAR-10')} |",
+             "| --- | ---: | ---: |"]
+    table += [f"| {what} | {ours} | {paper} |" for what, ours, paper in headline_rows(profile)]
+    claims = pd.read_csv(claims_table(profile)[0], keep_default_na=False)
+    papers = counted(claims)
+    verdicts = papers["verdict"].value_counts()
+    others = ", ".join(f"{(claims['kind'] == kind).sum()} {KINDS[kind]}" for kind in KINDS
+                       if kind != "paper" and (claims["kind"] == kind).any())
     manifest = read_json(manifest_file(profile)) if manifest_file(profile).exists() else None
     archs = ", ".join(dict.fromkeys(run.arch for run in table_runs(profile, "table1_corruption")))
-    label = [DATASET_NAMES.get(profile["dataset"], profile["dataset"]), archs, f"{profile['train']['epochs']} epochs"]
+    label = [dataset, archs, f"{profile['train']['epochs']} epochs"]
     if manifest and manifest["cores"]:  # a local run: the manifest's device ran the jobs
         label.append("GPU" if manifest["device"]["cuda"] else "CPU")
+    rest = [part for verdict, part in verdict_parts(papers) if verdict != "holds"]
     lines = [README_START,
              f"<!-- written by `apr report readme --profile {profile.name}` from {out}/: edit that, not this -->",
              f"**Headline results: {', '.join(label)} ({profile.name} profile).** {describe_setting(profile)} Ours "
-             "are measurements in this setting; the paper's numbers (its own datasets and models at full scale, "
-             "as each table's caption says; from `params/paper_results.yaml`) stand beside them.", "", *table, "",
-             f"Claims of the paper checked by this run: **{claims.get('holds', 0)} hold, {claims.get('fails', 0)} "
-             f"fail, {claims.get('not run', 0)} not run** ([all claims]({claims_table(profile)[1]})). "
+             "are measurements in this setting, means over seeds with their 95% interval (seeds and test images); the "
+             "paper's numbers (its own datasets and models at full scale, as each table's caption says; from "
+             "`params/paper_results.yaml`) stand beside them.", "", *table, "",
+             f"**{verdicts.get('holds', 0)} of the paper's {len(papers)} claims hold**"
+             + "".join(f", {part}" for part in rest)
+             + f", each verdict read from a 95% interval ([all claims]({claims_table(profile)[1]})"
+             + (f"; kept apart and not counted: {others}" if others else "") + "). "
              f"Every table and figure, ours beside the paper's: [{index_page(profile)}]({index_page(profile)})."]
     if manifest:
         wall = manifest["wall_time"]

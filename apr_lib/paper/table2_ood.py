@@ -13,8 +13,11 @@ import pandas as pd
 from apr_lib.errors import UserError
 from apr_lib.ood_metrics import CONVENTION, METRICS, SCORES
 from apr_lib.paper.paper_results import load_paper_results, paper_table2
-from apr_lib.paper.report import METHOD_LABELS, Table, claim, describe_setting, load_metrics, measured
-from apr_lib.study.config import Profile, metrics_file, table_runs
+from apr_lib.paper import evidence
+from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, describe_runs, load_metrics,
+                                  measured, unmeasured)
+from apr_lib.study.config import Profile, metrics_file, table_runs, table_seeds
+from apr_lib.uncertainty import interval
 
 KEY = "table2_ood"
 
@@ -55,6 +58,7 @@ def table2(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
     paper = paper_table2()
     auroc = per_run.pivot_table(index=["arch", "method"], columns=["score", "ood_set"], values="auroc", sort=False)
     accuracy = per_run.groupby(["arch", "method"], sort=False)["test_acc"].mean()
+    runs = evidence.rows(profile, KEY)
     rows = []
     for block, arch in enumerate(per_run["arch"].unique()):
         ours = {m for a, m in auroc.index if a == arch}
@@ -70,6 +74,9 @@ def table2(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
                 if name in PAPER_SETS:
                     row[f"{name}_paper"] = paper.get(method, {}).get(name)
             row["ours"] = auroc.loc[(arch, method), (score, "mean")] if measured_here else None
+            found = interval(evidence.ood_auroc(profile, runs[method][arch], score, sets)) if measured_here else None
+            row["ours_low"], row["ours_high"] = (found.low, found.high) if found else (None, None)
+            row["seeds"] = len(runs[method][arch]) if measured_here else None
             row["paper"] = paper.get(method, {}).get("mean")
             row[f"mean_{other}"] = auroc.loc[(arch, method), (other, "mean")] if measured_here else None
             row["note"] = "" if measured_here else "not reproduced: the paper's numbers only"
@@ -98,8 +105,9 @@ def table2_caption(profile: Profile) -> str:
     set_text = "; ".join(f"{name}: {sets[name]['source']}" for name in profile["ood"]["sets"])
     return (f"Table 2: test accuracy (%) and AUROC (%) of separating {in_dist['n']:,} test images from each OOD set "
             f"by the {SCORE_NAMES[score]} ({score}; the same AUROC whichever class is called positive); `ours` is the "
-            f"mean over the OOD sets, `mean_{other}` the same mean with the {SCORE_NAMES[other]}. "
-            f"Ours: {describe_setting(profile)} OOD sets: {set_text}. "
+            f"mean over the OOD sets, means over `seeds` seeds, [`ours_low`, `ours_high`] its 95% interval (seeds, test "
+            f"and OOD images), `mean_{other}` the same mean with the {SCORE_NAMES[other]}. "
+            f"Ours: {describe_runs(profile, table_runs(profile, KEY))} OOD sets: {set_text}. "
             f"Paper (`paper`, `*_paper`): {load_paper_results()['table2']['setting']}; from params/paper_results.yaml. "
             "SupCLR and CSI are not reproduced: their rows hold the paper's numbers only.")
 
@@ -107,53 +115,53 @@ def table2_caption(profile: Profile) -> str:
 def table2_detail_caption(profile: Profile) -> str:
     conventions = " ".join(f"{metric}: {text}." for metric, text in CONVENTION.items())
     return (f"Table 2, every metric (%) for both scores (msp: the paper's; max_logit: the released code's), per OOD "
-            f"set and their mean; means over seeds. {conventions} {describe_setting(profile)}")
+            f"set and their mean; means over seeds. {conventions} {describe_runs(profile, table_runs(profile, KEY))}")
 
 
 def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
-    """The direction of Table 2's effects (section 5.1, 'Out-of-Distribution Detection'): mean AUROC over the OOD
-    sets by the profile's score, averaged over archs and seeds (the paper: one ResNet-18)."""
-    score = profile["ood"]["score"]
-    means = per_run[(per_run["score"] == score) & (per_run["ood_set"] == "mean")]
-    ours = means.groupby("method")[["auroc", "test_acc"]].mean()
+    """Table 2's claims (section 5.1, 'Out-of-Distribution Detection'): mean AUROC over the OOD sets by the profile's
+    score and test accuracy, means over archs and seeds (the paper: one ResNet-18), each difference with its 95%
+    interval over seeds, test images and OOD images."""
+    score, sets = profile["ood"]["score"], ood_set_names(per_run)
+    auroc = evidence.per_row(profile, KEY, lambda p, runs: evidence.ood_auroc(p, runs, score, sets))
+    accuracy = evidence.per_row(profile, KEY, evidence.clean_accuracy)
     paper = paper_table2()
-    source = "Table 2 (section 5.1)"
-    note = (f"mean AUROC over {len(ood_set_names(per_run))} OOD sets by the {SCORE_NAMES[score]}; "
-            f"{len(profile['seeds'])} seed(s); the direction of the effect only")
+    source, kind = "Table 2 (section 5.1)", "paper"
+    seeds = len(table_seeds(profile, KEY))
+    note = (f"mean AUROC over {len(sets)} OOD sets ({', '.join(sets)}) by the {SCORE_NAMES[score]}; {seeds} "
+            f"seed{'s' if seeds > 1 else ''} per method; the direction of the effect only")
+    measure = "mean OOD AUROC %"
 
-    def check(claim_text: str, better: list[str], worse: list[str], holds, extra_note: str = "") -> dict:
-        names = lambda methods: " / ".join(ROW_LABELS[m] for m in methods)
-        measure = f"mean AUROC %, {names(better)} vs {names(worse)}"
-        text = lambda values: f"{' / '.join(values[:len(better)])} vs {' / '.join(values[len(better):])}"
-        paper_text = text([str(paper[m]["mean"]) for m in better + worse])
-        missing = [m for m in better + worse if m not in ours.index]
+    def higher(better: str, worse: str) -> Condition:
+        return compare(measure, (ROW_LABELS[better], ROW_LABELS[worse]), auroc[better], auroc[worse], +1,
+                       (paper[better]["mean"], paper[worse]["mean"]))
+
+    def check(text: str, methods: list[str], conditions, extra: str = "") -> dict:
+        missing = [m for m in methods if m not in auroc]
         if missing:
             why = ("not reproduced here: the paper's numbers only" if set(missing) <= set(NOT_REPRODUCED)
-                   else "not in this profile's tables.table2_ood.methods")
-            return claim(claim_text, source, measure, "", paper_text, None, f"{names(missing)}: {why}")
-        auroc = ours["auroc"]
-        return claim(claim_text, source, measure, text([f"{auroc[m]:.1f}" for m in better + worse]), paper_text,
-                     bool(holds(auroc)), note + extra_note)
+                   else f"not in this profile's tables.{KEY}.methods")
+            return unmeasured(text, source, kind, f"{measure}, {' / '.join(ROW_LABELS[m] for m in methods)}",
+                              " vs ".join(str(paper[m]["mean"]) for m in methods), "not run",
+                              f"{', '.join(ROW_LABELS[m] for m in missing)}: {why}")
+        return claim(text, source, kind, conditions(), note + extra)
 
-    accuracy_note = ""
-    if {"apr_p", "cutout"} <= set(ours.index):
-        accuracy_note = (f"; test accuracy {ours.loc['apr_p', 'test_acc']:.1f} vs {ours.loc['cutout', 'test_acc']:.1f} "
-                         f"(paper {paper['apr_p']['test_acc']} vs {paper['cutout']['test_acc']}); holds needs a higher "
-                         "AUROC and a test accuracy at most 1 point lower")
-    reproduced = [m for m in PAPER_ROWS if m not in NOT_REPRODUCED and m in ours.index and m != "apr_sp"]
+    reproduced = [m for m in PAPER_ROWS if m not in NOT_REPRODUCED and m in auroc and m != "apr_sp"]
     return [
         check("APR-P consistently improves 2% AUROC than Cutout on CIFAR-10 while maintaining test accuracy.",
-              ["apr_p"], ["cutout"],
-              lambda a: a["apr_p"] > a["cutout"]
-              and ours.loc["apr_p", "test_acc"] >= ours.loc["cutout", "test_acc"] - 1.0, accuracy_note),
+              ["apr_p", "cutout"],
+              lambda: [higher("apr_p", "cutout"),
+                       compare("test accuracy %", (ROW_LABELS["apr_p"], ROW_LABELS["cutout"]), accuracy["apr_p"],
+                               accuracy["cutout"], +1, (paper["apr_p"]["test_acc"], paper["cutout"]["test_acc"]),
+                               not_worse=True)],
+              "; the paper's 2 points are CIFAR-10's: here the AUROC must be higher, the accuracy not lower"),
         check("After combining APR based on single and pair images, APR-SP exceeds CSI and gains in almost all "
-              "OOD tasks.",
-              ["apr_sp"], ["csi"], lambda a: a["apr_sp"] > a["csi"]),
+              "OOD tasks.", ["apr_sp", "csi"], lambda: []),
         check("APR-P, APR-S and APR-SP each detect OOD samples better than cross-entropy training (CE).",
-              ["apr_p", "apr_s", "apr_sp"], ["standard"],
-              lambda a: min(a["apr_p"], a["apr_s"], a["apr_sp"]) > a["standard"]),
-        check("APR-SP has the best mean AUROC of the methods in Table 2.", ["apr_sp"], reproduced or ["standard"],
-              lambda a: a["apr_sp"] > max(a[m] for m in reproduced or ["standard"]),
+              ["apr_p", "apr_s", "apr_sp", "standard"],
+              lambda: [higher(m, "standard") for m in ("apr_p", "apr_s", "apr_sp")]),
+        check("APR-SP has the best mean AUROC of the methods in Table 2.", ["apr_sp", *reproduced],
+              lambda: [higher("apr_sp", m) for m in reproduced],
               f"; SupCLR and CSI (paper {paper['supclr']['mean']} and {paper['csi']['mean']}) are not reproduced, "
               "so not compared"),
     ]

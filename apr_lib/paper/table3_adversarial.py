@@ -7,15 +7,16 @@ learning rate, epochs, APR probabilities; docs/released_code.md).
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from apr_lib.adversarial import attack_list
 from apr_lib.errors import UserError
 from apr_lib.paper.paper_results import paper_table3
-from apr_lib.paper.report import METHOD_LABELS, Table, claim, describe_runs, measured
-from apr_lib.study.config import Profile, metrics_file, table_runs, with_variant
+from apr_lib.paper import evidence
+from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, describe_runs, load_metrics,
+                                  measured, unmeasured)
+from apr_lib.study.config import Profile, metrics_file, table_runs, table_seeds, with_variant
+from apr_lib.uncertainty import interval, mean_over
 
 KEY = "table3_adversarial"
 PAPER_IMAGES = 1000  # the paper's numbers are on the first 1,000 CIFAR-10 test images (docs/released_code.md)
@@ -29,17 +30,26 @@ def describe_attacks(attacks: str | list[str]) -> str:
             "AutoAttack, so our accuracy under it is an upper bound on standard AutoAttack's)")
 
 
+CONTROL = "fgsm_duplicated"  # FGSM on the duplicated batch [X, X] without APR: the released APR-S row's control
+
+
 def row_key(profile: Profile, method: str, variant: str) -> str:
-    """The paper's row of a run: fgsm (FGSM alone = method standard), fgsm_<method>; a run trained without
-    adversarial examples keeps its method's name (no paper row)."""
-    if with_variant(profile.cfg, variant)["train"].get("adversarial") != "fgsm":
+    """The paper's row of a run: fgsm (FGSM alone = method standard), fgsm_<method>; FGSM alone on the duplicated
+    batch is our control row fgsm_duplicated; a run trained without adversarial examples keeps its method's name
+    (no paper row)."""
+    train = with_variant(profile.cfg, variant)["train"]
+    if train.get("adversarial") != "fgsm":
         return method
-    return "fgsm" if method == "standard" else f"fgsm_{method}"
+    if method == "standard":
+        return CONTROL if train.get("duplicate_batch") else "fgsm"
+    return f"fgsm_{method}"
 
 
 def row_label(key: str) -> str:
     if key == "fgsm":
         return "FGSM"
+    if key == CONTROL:
+        return "FGSM, batch duplicated (control)"
     if key.startswith("fgsm_"):
         method = key.removeprefix("fgsm_")
         return f"FGSM w/ {METHOD_LABELS.get(method, method)}"
@@ -79,6 +89,7 @@ def table3_settings(profile: Profile) -> pd.DataFrame:
         uses_aprs, uses_aprp = run.method in ("apr_s", "apr_sp"), run.method in ("apr_p", "apr_sp")
         rows.append({"method": row_label(row_key(profile, run.method, run.variant)), "run": run.name,
                      "adversarial": train.get("adversarial"), "schedule": train.get("schedule", "step"),
+                     "duplicated_batch": bool(train.get("duplicate_batch")),
                      "lr": train["lr"], "epochs": train["epochs"], "train_images": train.get("train_subset"),
                      "p_prob": apr["p_prob"] if uses_aprp else None,
                      "s_prob": apr.get("s_prob", 1.0) if uses_aprs else None,
@@ -94,9 +105,14 @@ def table3(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
     the accuracy on the profile's whole clean test set."""
     paper, protocol = paper_table3(), profile["autoattack"]["n_images"][0]
     grouped = per_run.groupby(["arch", "row", "n"], sort=False)
-    df = grouped.agg(test_acc=("test_acc", "mean"), clean=("clean", "mean"), ours=("robust", "mean")).reset_index()
-    if len(profile["seeds"]) > 1:
-        df.insert(df.columns.get_loc("ours") + 1, "ours_sd", grouped["robust"].std().to_numpy())
+    df = grouped.agg(seeds=("seed", "size"), test_acc=("test_acc", "mean"), clean=("clean", "mean"),
+                     ours=("robust", "mean")).reset_index()
+    runs = {(arch, row_key(profile, *key.partition("@")[::2])): by_arch[arch]
+            for key, by_arch in evidence.rows(profile, KEY).items() for arch in by_arch}
+    found = [interval(evidence.autoattack_accuracy(profile, runs[arch, row], n))
+             for arch, row, n in zip(df["arch"], df["row"], df["n"])]
+    df.insert(df.columns.get_loc("ours") + 1, "ours_low", [f.low for f in found])
+    df.insert(df.columns.get_loc("ours") + 2, "ours_high", [f.high for f in found])
     on_protocol = df["n"] == protocol
     df.insert(df.columns.get_loc("clean") + 1, "clean_paper",
               [paper.get(r, {}).get("clean") if p else None for r, p in zip(df["row"], on_protocol)])
@@ -111,8 +127,12 @@ def table3_caption(profile: Profile) -> str:
     settings, adv = profile["autoattack"], profile["adv"]
     runs = table_runs(profile, "table3_adversarial")
     protocol = settings["n_images"][0]
-    return (f"Table 3: clean accuracy (`clean`) and accuracy under AutoAttack (`ours`), %, higher is better, on the "
-            f"first N test images (`images`); `test_acc`: clean accuracy on the profile's test set. Ours: "
+    return (f"Table 3: clean accuracy (`clean`) and accuracy under AutoAttack (`ours`, [`ours_low`, `ours_high`] its "
+            f"95% interval over seeds and images), %, higher is better, on the first N test images (`images`), means "
+            f"over `seeds` seeds; `test_acc`: clean accuracy on the profile's test set. The released FGSM script trains "
+            f"on cat([X, APR-P(X)]) with a mean loss, so its APR-S row (APR-P probability 0) trains on [X, X], each "
+            f"copy attacked from its own random start; our FGSM w/ APR-S row does the same, and the control row "
+            f"trains FGSM's row on [X, X] without APR. Ours: "
             f"{describe_runs(profile, runs)} FGSM adversarial training from a random start (epsilon "
             f"{adv['epsilon_levels']}/255, step {adv['step_levels']}/255) with a cyclic learning rate; each row "
             f"trains with its variant's settings (`variants:` in {profile.path}: peak learning rate, epochs scaled "
@@ -123,47 +143,56 @@ def table3_caption(profile: Profile) -> str:
 
 
 def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
-    """The direction of section 5.1's statements on Table 3, on the first N test images of the paper's protocol
-    (the profile's first `autoattack.n_images`), means over seeds."""
+    """Section 5.1's statements on Table 3: accuracy under the profile's AutoAttack on the first N test images of the
+    paper's protocol (the profile's first `autoattack.n_images`) and clean accuracy on the whole test set, means over
+    seeds, each difference with its 95% interval over seeds and images."""
     protocol = profile["autoattack"]["n_images"][0]
-    ours = per_run[per_run["n"] == protocol].groupby("row")[["clean", "robust"]].mean()
+    groups = {row_key(profile, *key.partition("@")[::2]): by_arch for key, by_arch in evidence.rows(profile, KEY).items()}
+    robust = {row: mean_over([evidence.autoattack_accuracy(profile, runs, protocol) for runs in by_arch.values()])
+              for row, by_arch in groups.items()}
+    clean = {row: mean_over([evidence.clean_accuracy(profile, runs) for runs in by_arch.values()])
+             for row, by_arch in groups.items()}
     paper = paper_table3()
     source = "Table 3 and section 5.1 (Adversarial Attack)"
-    seeds = len(profile["seeds"])
-    worst_se = max((math.sqrt(p * (100 - p) / protocol) for p in ours.to_numpy().flatten()), default=0.0)
-    note = (f"{seeds} seed{'s' if seeds > 1 else ''}; first {protocol:,} test images; "
-            f"{describe_attacks(profile['autoattack']['attacks']).split(' (')[0]}; one accuracy's binomial standard "
-            f"error is up to {worst_se:.1f} points here, so smaller differences are within sampling noise")
-    metric_names = {"clean": "clean accuracy %", "robust": "AutoAttack accuracy %"}
-    paper_metric = {"clean": "clean", "robust": "autoattack"}
+    seeds = len(table_seeds(profile, KEY))
+    attack = describe_attacks(profile["autoattack"]["attacks"]).split(" (")[0]
+    note = (f"{seeds} seed{'s' if seeds > 1 else ''} per row; {attack} on the first {protocol:,} test images; clean "
+            f"accuracy on the {load_metrics(profile, table_runs(profile, KEY)[0], 'clean')['n']:,} test images")
 
-    def higher(claim_text: str, comparisons: list[tuple[str, str, str]], at_least: bool = False) -> dict:
-        """Holds if, for every (metric, better, worse), ours[better] > ours[worse] (>= with `at_least`)."""
-        measure = "; ".join(f"{metric_names[m]}, {row_label(b)} vs {row_label(w)}" for m, b, w in comparisons)
-        paper_text = "; ".join(f"{paper[b][paper_metric[m]]} vs {paper[w][paper_metric[m]]}" for m, b, w in comparisons)
-        missing = sorted({r for _, b, w in comparisons for r in (b, w) if r not in ours.index})
+    def higher(metric: str, better: str, worse: str, not_worse: bool = False) -> Condition:
+        values = robust if metric == "robust" else clean
+        name = f"{attack} accuracy %" if metric == "robust" else "clean accuracy %"
+        column = "autoattack" if metric == "robust" else "clean"
+        return compare(name, (row_label(better), row_label(worse)), values[better], values[worse], +1,
+                       (paper.get(better, {}).get(column), paper.get(worse, {}).get(column)), not_worse=not_worse)
+
+    def check(text: str, needed: list[str], conditions, kind: str = "paper", extra: str = "") -> dict:
+        missing = [r for r in needed if r not in robust]
         if missing:
-            return claim(claim_text, source, measure, "", paper_text, None,
-                         f"not in this profile's table3_adversarial runs: {', '.join(map(row_label, missing))}")
-        ours_text = "; ".join(f"{ours.loc[b, m]:.1f} vs {ours.loc[w, m]:.1f}" for m, b, w in comparisons)
-        holds = all(ours.loc[b, m] >= ours.loc[w, m] if at_least else ours.loc[b, m] > ours.loc[w, m]
-                    for m, b, w in comparisons)
-        return claim(claim_text, source, measure, ours_text, paper_text, bool(holds), note)
+            return unmeasured(text, source, kind, "", "", "not run",
+                              f"not in this profile's {KEY} runs: {', '.join(map(row_label, missing))}")
+        return claim(text, source, kind, conditions(), note + extra)
 
     apr_rows = ["fgsm_apr_p", "fgsm_apr_s", "fgsm_apr_sp"]
     return [
-        higher("Cutout is not able to defend against adversarial attacks as well as the FGSM baseline.",
-               [("robust", "fgsm", "fgsm_cutout")]),
-        higher("APR (APR-P, APR-S and APR-SP) defends against AutoAttack better than FGSM alone.",
-               [("robust", r, "fgsm") for r in apr_rows]),
-        higher("APR defends against AutoAttack while maintaining the clean test accuracy of FGSM (APR-P, APR-S "
-               "and APR-SP are each at least as accurate on clean images).",
-               [("clean", r, "fgsm") for r in apr_rows], at_least=True),
-        higher("APR-S improves AutoAttack accuracy more than APR-P.", [("robust", "fgsm_apr_s", "fgsm_apr_p")]),
-        higher("The combination APR-SP defends against AutoAttack better than APR-P and APR-S alone.",
-               [("robust", "fgsm_apr_sp", "fgsm_apr_p"), ("robust", "fgsm_apr_sp", "fgsm_apr_s")]),
-        higher("APR-SP improves on FGSM both on clean images and against adversarial attacks.",
-               [("clean", "fgsm_apr_sp", "fgsm"), ("robust", "fgsm_apr_sp", "fgsm")]),
+        check("Cutout is not able to defend against adversarial attacks as well as the FGSM baseline.",
+              ["fgsm", "fgsm_cutout"], lambda: [higher("robust", "fgsm", "fgsm_cutout")]),
+        check("APR (APR-P, APR-S and APR-SP) could effectively defend against AutoAttack, better than FGSM alone, while "
+              "maintaining test accuracy.", ["fgsm", *apr_rows],
+              lambda: [higher("robust", r, "fgsm") for r in apr_rows]
+              + [higher("clean", r, "fgsm", not_worse=True) for r in apr_rows]),
+        check("APR-S improves AutoAttack accuracy more than APR-P.", ["fgsm_apr_s", "fgsm_apr_p"],
+              lambda: [higher("robust", "fgsm_apr_s", "fgsm_apr_p")]),
+        check("The combination APR-SP defends against AutoAttack better than APR-P and APR-S alone.",
+              ["fgsm_apr_sp", "fgsm_apr_p", "fgsm_apr_s"],
+              lambda: [higher("robust", "fgsm_apr_sp", "fgsm_apr_p"), higher("robust", "fgsm_apr_sp", "fgsm_apr_s")]),
+        check("APR-SP improves on FGSM both on clean images and against adversarial attacks.",
+              ["fgsm_apr_sp", "fgsm"], lambda: [higher("clean", "fgsm_apr_sp", "fgsm"),
+                                                higher("robust", "fgsm_apr_sp", "fgsm")]),
+        check("APR-S's gain over FGSM is not the released script's duplicated batch: FGSM w/ APR-S (trained on [X, X] "
+              "as released) defends better than FGSM on the same duplicated batch without APR.",
+              ["fgsm_apr_s", CONTROL], lambda: [higher("robust", "fgsm_apr_s", CONTROL)], "beyond paper",
+              "; the control trains FGSM's row (its epochs and learning rate) on [X, X]"),
     ]
 
 

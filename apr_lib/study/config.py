@@ -7,6 +7,7 @@ bad profile fails before any job runs, with a message naming the file, the key a
 Paths are relative to the project root (the working directory of Snakemake and of `apr`):
     runs/<profile>/<run>/                      checkpoints, weights, resolved config (not in git)
     outputs/<profile>/metrics/<run>/<suite>.json   the run's measured numbers
+    outputs/<profile>/metrics/<run>/<suite>.npz    its per-image results (apr_lib.per_image)
 where <run> = <dataset>/<arch>/<method>/seed<k>, e.g. fmnist/small_cnn/apr_sp/seed0.
 """
 from __future__ import annotations
@@ -231,6 +232,11 @@ def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:
     return profile.outputs / "metrics" / run.name / f"{suite}.json"
 
 
+def per_image_file(profile: Profile, run: RunSpec, suite: str) -> Path:
+    """The suite's per-image results beside its metrics file (apr_lib.per_image)."""
+    return metrics_file(profile, run, suite).with_suffix(".npz")
+
+
 def method_variants(entry: str, variants: list[str]) -> list[tuple[str, str]]:
     """(method, variant) pairs of one `tables:` methods entry: `<method>` runs with each of the table's `variants`,
     `<method>@<variant>` with that variant alone (for tables whose rows each have their own settings, Table 3)."""
@@ -238,10 +244,15 @@ def method_variants(entry: str, variants: list[str]) -> list[tuple[str, str]]:
     return [(method, variant)] if variant else [(method, v) for v in variants]
 
 
+def table_seeds(profile: Profile, table: str) -> list[int]:
+    """The seeds of a table's runs: its own `seeds`, else the profile's."""
+    return profile["tables"][table].get("seeds", profile["seeds"])
+
+
 def table_runs(profile: Profile, table: str) -> list[RunSpec]:
-    """The runs a table of this profile needs: its archs x methods x variants x the profile's seeds."""
+    """The runs a table of this profile needs: its archs x methods x variants x its seeds."""
     spec = profile["tables"][table]
     return [RunSpec(profile["dataset"], arch, method, seed, variant)
             for arch in spec["archs"] for entry in spec["methods"]
             for method, variant in method_variants(entry, spec.get("variants", [""]))
-            for seed in profile["seeds"]]
+            for seed in table_seeds(profile, table)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from apr_lib.layout import WEIGHTS
-from apr_lib.study.config import Profile, metrics_file, run_dir, table_runs
+from apr_lib.study.config import Profile, metrics_file, per_image_file, run_dir, table_runs
 from apr_lib.study.sections import SECTIONS, Section
 
 TABLE_FORMATS = ("csv", "md", "tex")
@@ -37,10 +37,11 @@ def section_outputs(profile: Profile, s: Section) -> list[Path]:
 
 
 def section_metrics(profile: Profile, s: Section) -> list[Path]:
-    """The metrics files a section's notebook reads."""
+    """The metrics files a section's notebook reads, each with its per-image results."""
     if s.runs_table is None:
         return []
-    return [metrics_file(profile, run, suite) for run in table_runs(profile, s.runs_table) for suite in s.suites]
+    return [path for run in table_runs(profile, s.runs_table) for suite in s.suites
+            for path in (metrics_file(profile, run, suite), per_image_file(profile, run, suite))]
 
 
 def section_weights(profile: Profile, s: Section) -> list[Path]:
