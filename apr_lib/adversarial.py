@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from apr_lib.data import load_split
 from apr_lib.errors import ProfileError
 from apr_lib.extras import require
+from apr_lib.progress import tqdm
 
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")  # AutoAttack's standard l_inf ensemble, in its order
 

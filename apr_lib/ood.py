@@ -41,11 +41,11 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.datasets import SVHN
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from tqdm.auto import tqdm
 
 from apr_lib.data import DATASETS, DatasetInfo, load_split, subset_indices
 from apr_lib.errors import DataMissingError, ProfileError
 from apr_lib.extras import require
+from apr_lib.progress import tqdm
 from apr_lib.spectral import swap_amplitude
 
 # Folder of each image-folder set under the data root, and where its files come from.

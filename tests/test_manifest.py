@@ -13,7 +13,7 @@ import pytest
 from apr_lib import cli
 from apr_lib.paper import manifest
 from apr_lib.study.config import REPO_ROOT, load_profile
-from apr_lib.study.targets import claims_table, index_page
+from apr_lib.study.targets import claims_table, index_page, published_weights
 
 
 def write_benchmark(path, seconds, end, cpu=1.0):
@@ -57,9 +57,12 @@ def test_dag_jobs_name_every_job_as_the_snakefile_names_its_benchmark(tiny):
 
 def test_manifest_records_commit_profile_versions_device_and_cores(tiny):
     write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
+    for path in published_weights(tiny):  # what the publish_weights rule copies (tests/test_weights.py: checksums)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(path.name)
     written = manifest.write_manifest(tiny, cores=2)
     on_disk = pd.read_json(manifest.manifest_file(tiny), typ="series")
-    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "wall_time", "written"}
+    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "wall_time", "weights", "written"}
     assert written["cores"] == 2 and written["profile"]["name"] == "tiny" and len(written["profile"]["config_digest"]) == 16
     assert written["git"] == {"commit": None, "dirty": None, "note": "not a git checkout"}  # tmp_path has no .git
     assert written["packages"]["torch"] and written["packages"]["apr-companion"] and written["packages"]["python"]

@@ -1,5 +1,7 @@
 """The tiny profile end to end through Snakemake, in a temporary copy of the project."""
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -10,9 +12,10 @@ import pandas as pd
 import pytest
 
 from apr_lib.paper.manifest import manifest_file
+from apr_lib.progress import VARIABLE as PROGRESS_VARIABLE
 from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.study.sections import SECTIONS
-from apr_lib.study.targets import claims_table, index_page, section_outputs
+from apr_lib.study.targets import claims_table, index_page, published_runs, section_outputs
 from conftest import HANG_SECONDS
 
 pytestmark = pytest.mark.slow
@@ -169,6 +172,60 @@ def test_executed_notebooks_ran_without_errors(tiny_project):
         assert not errors
         parameters = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert parameters and "params/tiny.yaml" in parameters[0].source  # papermill passed the profile
+
+
+def test_executed_notebooks_carry_plain_text_progress_not_widgets(tiny_project):
+    """A widget saved in an executed notebook shows only its first state in a viewer (apr_lib.progress)."""
+    for s in SECTIONS:
+        text = (tiny_project / f"outputs/tiny/notebooks/{s.notebook}.ipynb").read_text()
+        assert "application/vnd.jupyter.widget" not in text, s.notebook
+    assert not (tiny_project / "outputs/tiny/scratch").exists()  # the DAG writes the reference outputs
+
+
+def test_the_loaded_weights_are_published_with_their_checksums(tiny_project):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tiny_project)
+        profile = load_profile("tiny")
+        runs = published_runs(profile)
+    recorded = json.loads((tiny_project / "outputs/tiny/manifest.json").read_text())["weights"]
+    assert set(recorded) == {run.name for run in runs} and runs
+    for run in runs:
+        for name in ("model.pt", "config.json"):
+            trained, published = (tiny_project / folder / run.name / name for folder in ("runs/tiny", "outputs/tiny/weights"))
+            assert published.read_bytes() == trained.read_bytes()
+            assert recorded[run.name][name]["sha256"] == hashlib.sha256(published.read_bytes()).hexdigest()
+
+
+def test_a_fresh_clone_runs_the_model_notebooks_by_hand_and_git_stays_clean(tiny_project, tmp_path):
+    """A clone holds outputs/ with the published weights and the manifest, and no runs/. The notebooks that load
+    models run as a reader runs them (papermill with their default parameters, from notebooks/), on the published
+    copies, and write to the scratch folder only: git sees no change."""
+    clone = tmp_path / "clone"
+    shutil.copytree(tiny_project, clone, ignore=shutil.ignore_patterns("runs", "data", ".snakemake"))
+    (clone / "data").symlink_to(tiny_project / "data", target_is_directory=True)
+    # The repository's .gitignore, with outputs/tiny/ kept as this copy's reference run, as a clone keeps outputs/default/
+    ignore = (REPO_ROOT / ".gitignore").read_text()
+    ignore = ignore.replace("/outputs/tiny/\n", "").replace("/outputs/default/", "/outputs/tiny/")
+    assert "!/outputs/tiny/weights/" in ignore
+    (clone / ".gitignore").write_text(ignore)
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone,
+                                       capture_output=True, text=True, check=True).stdout
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "clone")
+    assert "outputs/tiny/weights/fmnist/small_cnn/apr_sp/seed0/model.pt" in git("ls-files")
+    loading = [s for s in SECTIONS if s.weights_of]
+    assert {s.key for s in loading} == {"fig2_amplitude_swap", "fig8_gradcam", "fourier_heatmap"}
+    env = {k: v for k, v in os.environ.items() if k != PROGRESS_VARIABLE}
+    for s in loading:
+        result = subprocess.run(["papermill", "--log-level", "WARNING", f"{s.notebook}.ipynb",
+                                 str(tmp_path / f"{s.notebook}.ipynb"), "-p", "profile", "tiny"],
+                                cwd=clone / "notebooks", capture_output=True, text=True, timeout=HANG_SECONDS, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        for figure in s.figures:
+            assert (clone / f"outputs/tiny/scratch/figures/{figure}.png").stat().st_size > 10_000
+        assert (clone / f"outputs/tiny/scratch/claims/{s.key}.csv").is_file()
+    assert git("status", "--porcelain") == ""
 
 
 def test_claims_and_index_cover_every_section(tiny_project):

@@ -25,10 +25,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from apr_lib.data import DATASETS, load_split
 from apr_lib.errors import UserError
-from apr_lib.layout import CONFIG, WEIGHTS
+from apr_lib.paper.weights import trained_dir
 from apr_lib.runs import load_run
 from apr_lib.spectral import BANDS, MODES, amplitude_phase, keep_band, recombine
 from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs as section_model_runs
 
 # scikit-image's bundled photos (no download needed), offered beside the dataset's test images.
 PHOTOS = ("camera", "astronaut", "chelsea", "coffee", "rocket", "coins", "clock", "brick", "horse")
@@ -110,9 +112,9 @@ def top_predictions(model: torch.nn.Module, image: torch.Tensor, classes: list[s
 
 
 def model_runs(profile: Profile) -> dict[str, RunSpec]:
-    """The Standard and APR-SP runs of the profile's first Table 1 architecture and first seed."""
-    arch = profile["tables"]["table1_corruption"]["archs"][0]
-    return {method: RunSpec(profile["dataset"], arch, method, profile["seeds"][0]) for method in MODELS}
+    """Figure 2's Standard and APR-SP runs (the profile's first Table 1 architecture and first seed), whose weights
+    the DAG publishes (apr_lib.paper.weights)."""
+    return section_model_runs(profile, section("fig2_amplitude_swap"))
 
 
 def how_to_train(profile: Profile, missing: list[RunSpec]) -> str:
@@ -126,12 +128,12 @@ def how_to_train(profile: Profile, missing: list[RunSpec]) -> str:
 
 
 def load_models(profile: Profile) -> tuple[dict[str, torch.nn.Module], str]:
-    """The trained Standard and APR-SP models of the profile found under runs/ (label -> model, on the CPU),
-    and the how-to-train sentence for those missing ("" when both exist)."""
+    """The trained Standard and APR-SP models of the profile found under runs/ or published under outputs/ (label ->
+    model, on the CPU), and the how-to-train sentence for those missing ("" when both exist)."""
     models, missing = {}, []
     for method, run in model_runs(profile).items():
-        folder = run_dir(profile, run)
-        if (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file():
+        folder = trained_dir(profile, run)
+        if folder is not None:
             models[MODELS[method]] = load_run(folder, device="cpu")[0]  # one image at a time: the CPU is quickest
         else:
             missing.append(run)

@@ -1,6 +1,7 @@
 """Figures 2 and 3 (section 1): predictions after swapping amplitude spectra, shown and counted.
 
-`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture and seed), the test
+`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture and seed; from runs/ or
+their published copies, apr_lib.paper.weights), the test
 set and `n_pairs` images of the profile's natural OOD set, and counts over random pairs of each kind where the
 models' predictions on the swapped images go (apr_lib.swap_analysis).
 """
@@ -15,10 +16,11 @@ import torch
 
 from apr_lib.data import DATASETS, ImageSet, load_split
 from apr_lib.ood import OODSet, load_ood_set, swapped
-from apr_lib.paper.explorer import MODELS, model_runs
 from apr_lib.paper.report import Table, claim, describe_setting
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, run_dir
+from apr_lib.paper.weights import load_models
+from apr_lib.study.config import Profile
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs
 from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, example_predictions, follow_stats, probabilities,
                                    random_pairs)
 
@@ -90,7 +92,7 @@ def swap_claims(stats: pd.DataFrame, standard: str, apr: str, ood_name: str) -> 
 def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, seed: int = 0) -> Measured:
     """`n_pairs` random pairs per kind (None: the profile's ood.per_set, 1,000 if that is null)."""
     arch, mode = profile["tables"]["table1_corruption"]["archs"][0], profile["apr"]["fft_mode"]
-    models = {MODELS[method]: load_run(run_dir(profile, run))[0] for method, run in model_runs(profile).items()}
+    models = load_models(profile, model_runs(profile, section(KEY)))
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     n_pairs = n_pairs or profile["ood"]["per_set"] or 1000
     ood = load_ood_set(profile["ood"]["natural_set"], DATASETS[profile["dataset"]], Path(profile["data_root"]), n_pairs,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
-from tqdm.auto import tqdm
 
 from apr_lib.data import ImageSet, load_split
 from apr_lib.paper.report import claim
+from apr_lib.progress import tqdm
 from apr_lib.study.config import Profile
 from apr_lib.templates import TEMPLATE_NAMES, compare_with_fft, grey, template_contrasts, templates
 

@@ -16,12 +16,14 @@ import torch
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import load_split
 from apr_lib.gradcam import OBJECT_ON_BLACK, cams_clean_and_corrupted, object_masks
-from apr_lib.paper.explorer import MODELS, model_runs
-from apr_lib.paper.report import claim
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.paper.report import METHOD_LABELS, claim
+from apr_lib.paper.weights import load_models
+from apr_lib.study.config import Profile, RunSpec
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs
 
 KEY = "fig8_gradcam"
+MODELS = tuple(METHOD_LABELS[method] for method in section(KEY).weights_of)  # Standard, APR-SP
 
 
 @dataclass
@@ -40,8 +42,8 @@ class Measured:
 
 def measure(profile: Profile, severity: int = 5, n_measure: int = 500, n_examples: int = 5,
             object_threshold: float = 0.1, seed: int = 0) -> Measured:
-    runs = model_runs(profile)
-    models = {MODELS[method]: load_run(run_dir(profile, run))[0] for method, run in runs.items()}
+    runs = model_runs(profile, section(KEY))
+    models = load_models(profile, runs)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(seed))[:n_measure]
     clean, labels = test.images[pick], test.labels[pick]
@@ -99,7 +101,7 @@ def figure(profile: Profile, m: Measured):
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
     table = summary(m)
-    standard, apr_sp = (table.loc[label] for label in MODELS.values())
+    standard, apr_sp = (table.loc[label] for label in MODELS)
     object_share = float(m.masks.float().mean())
     claim_text = ("APR-SP still is able to focus on the parts of the target object even in a heavy fog (more than the "
                   "baseline).")

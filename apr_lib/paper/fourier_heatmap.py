@@ -15,12 +15,14 @@ import torch
 
 from apr_lib.data import load_split
 from apr_lib.fourier_sensitivity import band_error, fourier_basis, fourier_heatmap, random_signs
-from apr_lib.paper.explorer import MODELS, model_runs
-from apr_lib.paper.report import claim
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.paper.report import METHOD_LABELS, claim
+from apr_lib.paper.weights import load_models
+from apr_lib.study.config import Profile, RunSpec
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs
 
 KEY = "fourier_heatmap"
+MODELS = tuple(METHOD_LABELS[method] for method in section(KEY).weights_of)  # Standard, APR-SP
 
 
 @dataclass
@@ -37,8 +39,8 @@ class Measured:
 def measure(profile: Profile, split: float = 0.5, seed: int = 0) -> Measured:
     """`split`: high frequencies are those at radius >= split x the Nyquist frequency (half the image side)."""
     settings = profile["fourier_heatmap"]
-    runs = model_runs(profile)
-    models = {MODELS[method]: load_run(run_dir(profile, run))[0] for method, run in runs.items()}
+    runs = model_runs(profile, section(KEY))
+    models = load_models(profile, runs)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(seed))[:settings["n_images"]]
     images, labels = test.images[pick].float() / 255, test.labels[pick]
@@ -64,7 +66,7 @@ def figure(profile: Profile, m: Measured):
     top = max(float(h.max()) for h in m.heatmaps.values())
     difference = difference_map(m)
     span = float(difference.abs().max()) or 1.0
-    panels = [(f"{label}: error %", m.heatmaps[label], "viridis", 0, top) for label in MODELS.values()]
+    panels = [(f"{label}: error %", m.heatmaps[label], "viridis", 0, top) for label in MODELS]
     panels.append(("APR-SP - Standard (points of %)", difference, "RdBu_r", -span, span))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for ax, (title, values, cmap, low, high) in zip(axes, panels):
@@ -98,7 +100,7 @@ def perturbation_examples(m: Measured):
 
 def difference_map(m: Measured) -> torch.Tensor:
     """APR-SP's heat map minus Standard's (negative where APR-SP errs less)."""
-    standard, apr_sp = (m.heatmaps[label] for label in MODELS.values())
+    standard, apr_sp = (m.heatmaps[label] for label in MODELS)
     return apr_sp - standard
 
 
@@ -107,12 +109,12 @@ def summary(m: Measured) -> pd.DataFrame:
     return pd.DataFrame([{"model": label, "clean_error": m.clean_error[label],
                           "low_frequency_error": m.bands[label]["low"], "high_frequency_error": m.bands[label]["high"],
                           "mean_error": float(m.heatmaps[label].mean())}
-                         for label in MODELS.values()]).set_index("model")
+                         for label in MODELS]).set_index("model")
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
-    standard_bands, apr_sp_bands = (m.bands[label] for label in MODELS.values())
-    standard_clean, apr_sp_clean = (m.clean_error[label] for label in MODELS.values())
+    standard_bands, apr_sp_bands = (m.bands[label] for label in MODELS)
+    standard_clean, apr_sp_clean = (m.clean_error[label] for label in MODELS)
     fewer_errors = float((difference_map(m) < 0).float().mean())
     return [claim(
         "CNNs trained without APR depend on high-frequency (amplitude) components, which APR reduces: APR-SP errs less "

@@ -1,4 +1,5 @@
-"""outputs/<profile>/manifest.json (what produced the outputs and how long it took) and README.md's generated headline.
+"""outputs/<profile>/manifest.json (what produced the outputs, how long it took, and the checksums of the published
+weights) and README.md's generated headline.
 
 Wall time comes from Snakemake's benchmark files, runs/<profile>/benchmarks/<rule>[/<job>].tsv, one per job, with
 the job's wall seconds (`s`). Snakemake writes a job's file when the job ends, so the file's modification time is
@@ -23,14 +24,14 @@ from pathlib import Path
 import pandas as pd
 
 from apr_lib.errors import UserError
-from apr_lib.files import read_json, write_json, write_text
-from apr_lib.layout import PROVENANCE, corruption_set
+from apr_lib.files import read_json, sha256, write_json, write_text
+from apr_lib.layout import CONFIG, PROVENANCE, WEIGHTS, corruption_set
 from apr_lib.names import config_digest
 from apr_lib.paper.report import DATASET_NAMES, describe_setting
-from apr_lib.study.config import Profile, table_runs
+from apr_lib.study.config import Profile, published_dir, table_runs
 from apr_lib.study.jobs import suite_inputs
 from apr_lib.study.sections import SECTIONS, section
-from apr_lib.study.targets import claims_table, index_page, section_metrics
+from apr_lib.study.targets import claims_table, index_page, published_runs, section_metrics
 
 PACKAGES = ("torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-learn", "pyautoattack",
             "apr-companion")
@@ -168,6 +169,21 @@ def wall_time(profile: Profile) -> dict:
     }
 
 
+def published_weights_record(profile: Profile) -> dict:
+    """{run: {file: {sha256, bytes}}} of every published run's weights and config (outputs/<profile>/weights/), which
+    apr_lib.paper.weights checks before it loads a published copy."""
+    record = {}
+    for run in published_runs(profile):
+        folder = published_dir(profile, run)
+        missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"{folder} lacks {', '.join(missing)}: run `snakemake --cores 4 all --config "
+                            f"profile={profile.name}` (its publish_weights rule copies them from runs/)")
+        record[run.name] = {name: {"sha256": sha256(folder / name), "bytes": (folder / name).stat().st_size}
+                            for name in (WEIGHTS, CONFIG)}
+    return record
+
+
 def write_manifest(profile: Profile, cores: int | None) -> dict:
     manifest = {
         "profile": {"name": profile.name, "file": str(profile.path), "config_digest": config_digest(profile.cfg),
@@ -177,6 +193,7 @@ def write_manifest(profile: Profile, cores: int | None) -> dict:
         "device": device(),
         "cores": cores,
         "wall_time": wall_time(profile),
+        "weights": published_weights_record(profile),
         "written": _iso(time.time()),
     }
     write_json(manifest_file(profile), manifest)

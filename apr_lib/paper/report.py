@@ -15,14 +15,16 @@ params/paper_results.yaml (apr_lib.paper.paper_results). Tables carry both, in c
 """
 from __future__ import annotations
 
+import dataclasses
 import html
+import os
 from dataclasses import dataclass
 
 import pandas as pd
 
 from apr_lib.errors import UserError
 from apr_lib.files import atomic_path, read_json, write_text
-from apr_lib.study.config import Profile, RunSpec, metrics_file, with_variant
+from apr_lib.study.config import Profile, RunSpec, find_project_root, load_profile, metrics_file, with_variant
 
 CLAIM_COLUMNS = ["claim", "source", "measure", "ours", "paper", "verdict", "note"]
 VERDICTS = ("holds", "fails", "not run")
@@ -30,6 +32,18 @@ DATASET_NAMES = {"fmnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "
 METHOD_LABELS = {"standard": "Standard", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix",
                  "adv": "Adv Training", "apr_p": "APR-P", "autoaugment": "AutoAugment", "augmix": "AugMix",
                  "apr_s": "APR-S", "apr_sp": "APR-SP"}
+
+
+def notebook_profile(profile: str, write_reference: bool) -> Profile:
+    """A section notebook's profile, from its parameters. Works from the project root, so the paths are the same from
+    JupyterLab (cwd notebooks/) and from papermill. Unless `write_reference` (the DAG passes it), the notebook's tables,
+    figures and claims go to outputs/<profile>/scratch/, so a notebook run by hand leaves the reference run as it is."""
+    os.chdir(find_project_root())
+    loaded = dataclasses.replace(load_profile(profile), scratch=not write_reference)
+    if loaded.scratch:
+        print(f"Writing to {loaded.products}/ (git ignores it); set write_reference = True to replace the reference "
+              f"outputs under {loaded.outputs}/.")
+    return loaded
 
 
 def load_metrics(profile: Profile, run: RunSpec, suite: str) -> dict:
@@ -88,7 +102,7 @@ class Table:
 
 def write_tables(profile: Profile, tables: dict[str, Table]) -> None:
     """tables/<name>.csv (full precision), .md (caption + table) and .tex (booktabs table) of each table."""
-    base = profile.outputs / "tables"
+    base = profile.products / "tables"
     for name, t in tables.items():
         df, floatfmt = t.frame, t.floatfmt
         write_text(base / f"{name}.csv", df.to_csv(index=False))
@@ -101,7 +115,7 @@ def write_tables(profile: Profile, tables: dict[str, Table]) -> None:
 def save_figure(fig, profile: Profile, name: str) -> None:
     """figures/<name>.png and .pdf."""
     for ext in ("png", "pdf"):
-        with atomic_path(profile.outputs / "figures" / f"{name}.{ext}") as tmp:
+        with atomic_path(profile.products / "figures" / f"{name}.{ext}") as tmp:
             # Fixed metadata keeps the files identical when the figure is (png: no timestamp; pdf: no date).
             metadata = {"Software": None} if ext == "png" else {"CreationDate": None}
             fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata=metadata)
@@ -118,5 +132,5 @@ def write_claims(profile: Profile, section_key: str, claims: list[dict]) -> pd.D
     bad = sorted(set(df["verdict"]) - set(VERDICTS))
     if bad:
         raise ValueError(f"verdicts {bad} are not among {VERDICTS}")
-    write_text(profile.outputs / "claims" / f"{section_key}.csv", df.to_csv(index=False))
+    write_text(profile.products / "claims" / f"{section_key}.csv", df.to_csv(index=False))
     return df

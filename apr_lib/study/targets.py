@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apr_lib.layout import WEIGHTS
-from apr_lib.study.config import Profile, metrics_file, run_dir, table_runs
+from apr_lib.layout import CONFIG, WEIGHTS
+from apr_lib.study.config import Profile, RunSpec, metrics_file, published_dir, table_runs
 from apr_lib.study.sections import SECTIONS, Section
 
 TABLE_FORMATS = ("csv", "md", "tex")
@@ -43,11 +43,32 @@ def section_metrics(profile: Profile, s: Section) -> list[Path]:
     return [metrics_file(profile, run, suite) for run in table_runs(profile, s.runs_table) for suite in s.suites]
 
 
-def section_weights(profile: Profile, s: Section) -> list[Path]:
-    """The trained weights a section's notebook loads: a Snakemake input, so a clone without runs/ trains them."""
+def model_runs(profile: Profile, s: Section) -> dict[str, RunSpec]:
+    """The runs whose trained models a section loads (method -> run): its `weights_of` methods on the first
+    architecture and first seed of its runs table."""
     if s.runs_table is None:
-        return []
-    return [run_dir(profile, run) / WEIGHTS for run in table_runs(profile, s.runs_table) if run.method in s.weights_of]
+        return {}
+    runs = table_runs(profile, s.runs_table)
+    first = (runs[0].arch, runs[0].seed) if runs else None
+    return {run.method: run for run in runs if run.method in s.weights_of and (run.arch, run.seed) == first}
+
+
+def section_weights(profile: Profile, s: Section) -> list[Path]:
+    """The published weights a section's notebook loads: Snakemake inputs, so `all` trains and publishes them first,
+    while a fresh clone's notebooks run by hand on the committed copies (apr_lib.paper.weights)."""
+    return [published_dir(profile, run) / WEIGHTS for run in model_runs(profile, s).values()]
+
+
+def published_runs(profile: Profile) -> list[RunSpec]:
+    """Every run whose weights the DAG publishes under outputs/<profile>/weights/: those the sections load (the
+    explorer loads Figure 2's)."""
+    runs = {run for s in profile_sections(profile) for run in model_runs(profile, s).values()}
+    return sorted(runs)
+
+
+def published_weights(profile: Profile) -> list[Path]:
+    """The files of every published run: its weights and its config."""
+    return [published_dir(profile, run) / name for run in published_runs(profile) for name in (WEIGHTS, CONFIG)]
 
 
 def claims_table(profile: Profile) -> list[Path]:
