@@ -66,9 +66,3 @@ def follow_stats(model: torch.nn.Module, phase_images: torch.Tensor, amplitude_i
         stats["amplitude_label_high_confidence"] = 100.0 * float((p_label >= HIGH_CONFIDENCE).float().mean())
     return stats
 
-
-def example_predictions(model: torch.nn.Module, images: torch.Tensor, classes: list[str]) -> list[str]:
-    """'<class> <confidence>%' of each uint8 image, for figure titles."""
-    probs = probabilities(model, images)
-    confidence, label = probs.max(1)
-    return [f"{classes[k]} {100 * c:.0f}%" for k, c in zip(label.tolist(), confidence.tolist())]

@@ -20,7 +20,7 @@ import torch
 
 from apr_lib.models import config_bands
 from apr_lib.paper.paper_results import paper_fig4
-from apr_lib.paper.report import DATASET_NAMES, Table, claim, describe_runs, load_metrics
+from apr_lib.paper.report import Table, claim, dataset_name, describe_runs, load_metrics, number, training_budget
 from apr_lib.spectral import BANDS, band_recombine
 from apr_lib.study.config import Profile, run_config, table_runs
 
@@ -62,21 +62,36 @@ def caption(profile: Profile) -> str:
 
 
 def figure(profile: Profile, df: pd.DataFrame):
-    """The two 4x4 grids side by side as heat maps on one colour scale: ours and the paper's."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
-    dataset = DATASET_NAMES.get(profile["dataset"], profile["dataset"])
-    for ax, column, title in ((axes[0], "ours", f"ours: {dataset}, profile {profile.name}"),
-                              (axes[1], "paper", "paper: CIFAR-10, ResNet-18")):
+    """As the paper's Figure 4: the two 4x4 grids side by side as heat maps on one colour scale, (a) ours and (b) the
+    paper's; a cell this profile does not run says so."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    runs = table_runs(profile, KEY)
+    budget = training_budget(profile, runs[-1])  # the band runs' (the first may be Table 1's full-spectrum run)
+    for ax, column, title in ((axes[0], "ours", f"(a) ours: {dataset_name(profile)}, {runs[0].arch}, {budget}"),
+                              (axes[1], "paper", "(b) paper: CIFAR-10, ResNet-18")):
         values = df.pivot(index="amplitude", columns="phase", values=column).loc[list(BANDS), list(BANDS)].to_numpy()
         image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100)
         for (i, j), v in np.ndenumerate(values):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="white" if v < 60 else "black", fontsize=9)
+            ax.text(j, i, number(v) if np.isfinite(v) else "not run", ha="center", va="center", fontsize=10,
+                    color="black" if np.isfinite(v) and v >= 60 else ("white" if np.isfinite(v) else "grey"))
         ax.set_xticks(range(4), [_tex("P", b) for b in BANDS])
         ax.set_yticks(range(4), [_tex("A", b) for b in BANDS])
-        ax.set_xlabel("phase band"); ax.set_ylabel("amplitude band"); ax.set_title(title, fontsize=10)
+        ax.set_xlabel("phase band"); ax.set_ylabel("amplitude band"); ax.set_title(title)
     fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy %")
+    fig.suptitle("Figure 4: accuracy of a CNN trained and tested on images rebuilt from one amplitude and one phase "
+                 "band", fontsize=12)
     return fig
+
+
+def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
+    runs = table_runs(profile, KEY)
+    ours = df.dropna(subset=["ours"])
+    return (f"Figure 4 on {dataset_name(profile)}: test accuracy of one {runs[0].arch} per (amplitude band, phase "
+            f"band), trained ({training_budget(profile, runs[-1])}) and tested on images rebuilt from those bands "
+            f"(radii {profile['bands']['radii']} DFT bins, our choice; zeros of the spectrum become 1, the paper's "
+            f"z-hat rule), beside the paper's grid (CIFAR-10, ResNet-18). {len(ours)} of the 16 cells "
+            "are run here" + ("" if len(ours) == 16 else "; the others say \"not run\"") + ". The claims below "
+            "compare how far accuracy moves along a row and along a column, as the paper reads its grid.")
 
 
 def _pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:

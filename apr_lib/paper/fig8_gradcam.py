@@ -12,11 +12,14 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
 
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import load_split
 from apr_lib.gradcam import OBJECT_ON_BLACK, cams_clean_and_corrupted, object_masks
-from apr_lib.paper.report import METHOD_LABELS, claim
+from apr_lib.paper.report import METHOD_LABELS, claim, dataset_name, training_budget
 from apr_lib.paper.weights import load_models
 from apr_lib.study.config import Profile, RunSpec
 from apr_lib.study.sections import section
@@ -74,29 +77,59 @@ def summary(m: Measured) -> pd.DataFrame:
 
 
 def figure(profile: Profile, m: Measured):
-    """Rows: the first measured images; columns: clean, fog, each model's map under fog, each model's clean map."""
+    """As the paper's Figure 8: rows, the first measured images; columns (a) the image, (b) in fog, (c, d) each model's
+    Grad-CAM on the fogged image, then (e, f) on the clean image for reference. Each map over the image, scaled to its
+    own maximum (magma, colour bar), the object outlined; under each map whether the model classifies that image
+    correctly; a map that is zero everywhere says so."""
     n = m.n_examples
-    labels_text = [m.classes[i] for i in m.labels[:n]]
-    columns = [("(a) original", m.clean, None), ("(b) fog", m.fog, None)]
-    columns += [(f"({letter}) {label}, fog", m.fog, m.results[label]["cam_corrupted"])
-                for letter, label in zip("cd", m.results)]
-    columns += [(f"{label}, clean", m.clean, m.results[label]["cam_clean"]) for label in m.results]
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.7 * len(columns), 1.7 * n), squeeze=False)
-    for col, (title, images, cams) in enumerate(columns):
-        axes[0, col].set_title(title, fontsize=8)
+    columns = [("(a) original", m.clean, None, None), ("(b) fog", m.fog, None, None)]
+    columns += [(f"({letter}) {label}, fog", m.fog, m.results[label]["cam_corrupted"], m.results[label]["correct_corrupted"])
+                for letter, label in zip("cd", MODELS)]
+    columns += [(f"({letter}) {label}, clean", m.clean, m.results[label]["cam_clean"], m.results[label]["correct_clean"])
+                for letter, label in zip("ef", MODELS)]
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.1 * len(columns) + 0.8, 2.25 * n + 0.8), squeeze=False)
+    for col, (title, images, cams, correct) in enumerate(columns):
+        axes[0, col].set_title(title, fontsize=10)
         for row in range(n):
             ax = axes[row, col]
             ax.imshow(images[row].permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
-            if cams is not None:
-                ax.imshow(cams[row] / cams[row].max().clamp(min=1e-12), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-                ax.contour(m.masks[row], levels=[0.5], colors="lime", linewidths=0.6)
             ax.set_xticks([]); ax.set_yticks([])
-        for row in range(n):
-            axes[row, 0].set_ylabel(labels_text[row], fontsize=8)
-    fig.suptitle(f"Figure 8: Grad-CAM of the true class, fog severity {m.severity} ({profile.name} profile, "
-                 f"{profile['dataset']})", fontsize=10)
-    fig.tight_layout()
+            if cams is None:
+                continue
+            peak = float(cams[row].max())
+            if peak > 0:
+                ax.imshow(cams[row] / peak, cmap="magma", alpha=0.6, vmin=0, vmax=1)
+            else:
+                ax.text(0.5, 0.5, "map zero\neverywhere", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.6, "linewidth": 0})
+            ax.contour(m.masks[row], levels=[0.5], colors="cyan", linewidths=1.0)
+            ax.set_xlabel("correct" if bool(correct[row]) else "misclassified", fontsize=9, labelpad=2)
+    for row in range(n):
+        axes[row, 0].set_ylabel(m.classes[m.labels[row]], fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 0.93, 0.95))
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, fraction=0.02, pad=0.01)
+    bar.set_label("Grad-CAM of the true class / the map's maximum")
+    fig.legend(handles=[Line2D([], [], color="cyan", label="object outline (clean pixels > "
+                                                           f"{m.object_threshold:g} and the holes they enclose)")],
+               loc="lower center", frameon=False)
+    run = m.runs["standard"]
+    fig.suptitle(f"Figure 8: Grad-CAM under fog of severity {m.severity}, {run.arch} Standard and APR-SP "
+                 f"({training_budget(profile, run)}, {dataset_name(profile)})", fontsize=12)
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    table = summary(m)
+    standard, apr_sp = (table.loc[label] for label in MODELS)
+    return (f"Figure 8 on {dataset_name(profile)}: Grad-CAM of the true class at the last convolutional block of "
+            f"{m.runs['standard'].arch} Standard and APR-SP ({training_budget(profile, m.runs['standard'])}), on "
+            f"test images in fog of severity {m.severity} (c, d) and clean (e, f); the rows are the first of "
+            f"{len(m.labels)} measured images, not picked. Over those images the share of the map on the object "
+            f"under fog is {standard['on_object_fog']:.3f} for Standard and {apr_sp['on_object_fog']:.3f} for "
+            f"APR-SP ({float(m.masks.float().mean()):.3f} for a map spread evenly); "
+            f"{int(standard['zero_maps_fog'])} of Standard's and {int(apr_sp['zero_maps_fog'])} of APR-SP's fog maps are "
+            "zero everywhere (no evidence for the true class) and left out of those means. The paper shows "
+            "ImageNet images with a ResNet-50.")
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

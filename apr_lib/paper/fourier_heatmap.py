@@ -15,7 +15,7 @@ import torch
 
 from apr_lib.data import load_split
 from apr_lib.fourier_sensitivity import band_error, fourier_basis, fourier_heatmap, random_signs
-from apr_lib.paper.report import METHOD_LABELS, claim
+from apr_lib.paper.report import METHOD_LABELS, claim, dataset_name, number, training_budget
 from apr_lib.paper.weights import load_models
 from apr_lib.study.config import Profile, RunSpec
 from apr_lib.study.sections import section
@@ -59,26 +59,41 @@ def measure(profile: Profile, split: float = 0.5, seed: int = 0) -> Measured:
 
 
 def figure(profile: Profile, m: Measured):
-    """Both heat maps on one colour scale and their difference (APR-SP minus Standard); the dashed circle separates
-    low from high frequencies."""
+    """(a, b) Each model's heat map on one colour scale (viridis) and (c) their difference (APR-SP minus Standard, a
+    diverging map centred on 0); the dashed circle separates low from high frequencies."""
     n, _, height, width = m.images.shape
     extent = (-width // 2 - 0.5, width - width // 2 - 0.5, height - height // 2 - 0.5, -height // 2 - 0.5)
     top = max(float(h.max()) for h in m.heatmaps.values())
     difference = difference_map(m)
     span = float(difference.abs().max()) or 1.0
-    panels = [(f"{label}: error %", m.heatmaps[label], "viridis", 0, top) for label in MODELS]
-    panels.append(("APR-SP - Standard (points of %)", difference, "RdBu_r", -span, span))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for ax, (title, values, cmap, low, high) in zip(axes, panels):
+    panels = [(f"({letter}) {label}", m.heatmaps[label], "viridis", 0, top, "test error %")
+              for letter, label in zip("ab", MODELS)]
+    panels.append(("(c) APR-SP minus Standard", difference, "RdBu_r", -span, span,
+                   "difference, points of %\n(blue: APR-SP errs less)"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
+    for ax, (title, values, cmap, low, high, label) in zip(axes, panels):
         shown = ax.imshow(values, cmap=cmap, vmin=low, vmax=high, extent=extent)
         ax.add_patch(plt.Circle((0, 0), m.split_radius, fill=False, linestyle="--",
                                 color="white" if cmap == "viridis" else "black"))
-        ax.set_title(title, fontsize=9); ax.set_xlabel("v"); ax.set_ylabel("u")
-        fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.suptitle(f"Fourier heat map: error under x + {m.eps:g} r U(u,v) ({profile.name} profile, {profile['dataset']}, "
-                 f"{n} test images)", fontsize=10)
+        ax.set_title(title); ax.set_xlabel("v, horizontal frequency"); ax.set_ylabel("u, vertical frequency")
+        fig.colorbar(shown, ax=ax, fraction=0.046, label=label)
+    run = m.runs["standard"]
+    fig.suptitle(f"Fourier heat map: test error under x + {m.eps:g} r U(u, v), {run.arch} Standard and APR-SP "
+                 f"({training_budget(profile, run)}, {dataset_name(profile)}, {n} test images)", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    table = summary(m)
+    run = m.runs["standard"]
+    return (f"Fourier heat map (beyond the paper; Yin et al. 2019) on {dataset_name(profile)}: the test error of "
+            f"{run.arch} Standard (a) and APR-SP (b) ({training_budget(profile, run)}) when one Fourier basis image "
+            f"of L2 norm {m.eps:g} and random sign is added to each of {len(m.images)} test images, at each frequency "
+            "(u, v) of the centred spectrum (zero frequency in the middle), and (c) APR-SP minus Standard. Outside "
+            f"the dashed circle (radius >= {m.split_radius:g} bins, the high frequencies) the mean error is "
+            + " and ".join(f"{number(table.loc[label, 'high_frequency_error'])}% for {label}" for label in MODELS)
+            + " (clean: " + " and ".join(f"{number(table.loc[label, 'clean_error'])}%" for label in MODELS) + ").")
 
 
 def perturbation_examples(m: Measured):

@@ -5,11 +5,14 @@ paper's; the RMS calibration errors in an appendix table; the claims on its effe
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from apr_lib.metrics import CALIBRATION_DEFINITION
 from apr_lib.paper.paper_results import paper_table1
-from apr_lib.paper.report import METHOD_LABELS, Table, claim, describe_setting, load_metrics, measured
+from apr_lib.paper.report import (METHOD_LABELS, Table, claim, corruption_label, dataset_name, describe_runs, load_metrics,
+                                  measured, seeds_text, training_budget)
 from apr_lib.study.config import Profile, table_runs
 
 KEY = "table1_corruption"
@@ -61,7 +64,7 @@ def table1_caption(profile: Profile) -> str:
     c_source = load_metrics(profile, first_run, "corruption")["source"]
     corruptions = profile["eval"]["corruptions"]
     return (f"Table 1: clean error and mean corruption error (%, lower is better) per training method. "
-            f"Ours (`ours`): {describe_setting(profile)} Corruption error over {len(corruptions)} corruptions "
+            f"Ours (`ours`): {describe_runs(profile, table_runs(profile, KEY))} Corruption error over {len(corruptions)} corruptions "
             f"({', '.join(corruptions)}) x severities {profile['eval']['severities']}; -C set {c_source}. "
             f"Paper (`paper`): {PAPER_C_LABEL[PAPER_C_DATASET[profile['dataset']]]} at paper scale, "
             "from params/paper_results.yaml."
@@ -81,7 +84,7 @@ def table1_calibration(per_run: pd.DataFrame) -> pd.DataFrame:
 def table1_calibration_caption(profile: Profile) -> str:
     return (f"Appendix to Table 1: test error and RMS calibration error (%, lower is better) on the clean test set "
             f"(`clean_*`) and on the -C set (`corruption_*`, mean over {len(profile['eval']['corruptions'])} "
-            f"corruptions x severities {profile['eval']['severities']}). Ours: {describe_setting(profile)} "
+            f"corruptions x severities {profile['eval']['severities']}). Ours: {describe_runs(profile, table_runs(profile, KEY))} "
             f"Calibration: {CALIBRATION_DEFINITION} (Hendrycks et al.). The paper prints no numbers for these "
             "(its appendix, which it cites for test accuracy, is not part of its text), so there is no `paper` column.")
 
@@ -118,6 +121,31 @@ def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
         lower("APR-SP surpasses the other data augmentation techniques of Table 1.", "apr_sp",
               [m for m in paper if m != "apr_sp"]),
     ]
+
+
+def per_corruption_figure(profile: Profile, per_run: pd.DataFrame):
+    """Where each method gains or loses: the error per corruption (mean over severities) of each method on the first
+    architecture, a bar per method; the mean over seeds with ±1 sd where there are several."""
+    arch = per_run["arch"].iloc[0]
+    rows = per_run[per_run["arch"] == arch]
+    corruptions = profile["eval"]["corruptions"]
+    methods = list(dict.fromkeys(rows["method"]))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(8.0, 0.95 * len(corruptions))), 4.8))
+    for k, method in enumerate(methods):
+        errors = rows[rows["method"] == method][corruptions]
+        sd = errors.std() if len(errors) > 1 else None
+        ax.bar(np.arange(len(corruptions)) + (k - (len(methods) - 1) / 2) * width, errors.mean(), width,
+               yerr=sd, capsize=2, label=METHOD_LABELS[method])
+    ax.set_xticks(range(len(corruptions)), [corruption_label(c) for c in corruptions], rotation=35, ha="right")
+    ax.set_ylabel("error % (mean over severities)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    run = table_runs(profile, KEY)[0]
+    ax.set_title(f"Table 1 per corruption: {dataset_name(profile)}-C, {arch} ({training_budget(profile, run)}, "
+                 f"{seeds_text(profile)})")
+    fig.tight_layout()
+    return fig
 
 
 def tables(profile: Profile, per_run: pd.DataFrame) -> dict[str, Table]:

@@ -8,12 +8,14 @@ reproduced here); `table2_detail` holds every metric.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from apr_lib.errors import UserError
 from apr_lib.ood_metrics import CONVENTION, METRICS, SCORES
 from apr_lib.paper.paper_results import load_paper_results, paper_table2
-from apr_lib.paper.report import METHOD_LABELS, Table, claim, describe_setting, load_metrics, measured
+from apr_lib.paper.report import (METHOD_LABELS, SCORE_NAMES, Table, claim, dataset_name, describe_runs, load_metrics,
+                                  measured, seeds_text, training_budget)
 from apr_lib.study.config import Profile, metrics_file, table_runs
 
 KEY = "table2_ood"
@@ -24,7 +26,6 @@ NOT_REPRODUCED = ("supclr", "csi")
 ROW_LABELS = {"standard": "CE", "cutout": "CE w/ Cutout", "mixup": "CE w/ Mixup", "apr_p": "CE w/ APR-P",
               "supclr": "SupCLR", "csi": "CSI", "apr_s": "CE w/ APR-S", "apr_sp": "CE w/ APR-SP"}
 PAPER_SETS = ("svhn", "lsun", "imagenet", "lsun_fix", "imagenet_fix", "cifar100")
-SCORE_NAMES = {"msp": "maximum softmax probability", "max_logit": "maximum logit"}
 
 
 def measure(profile: Profile) -> pd.DataFrame:
@@ -78,6 +79,35 @@ def table2(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), None)  # None: blank cells in the csv and markdown, not "nan"
 
 
+def per_set_figure(profile: Profile, per_run: pd.DataFrame):
+    """AUROC of each method on each OOD set, (a) by the maximum softmax probability and (b) by the maximum logit: where
+    a method's mean comes from and where the score changes the ranking; the mean over seeds with ±1 sd where there
+    are several."""
+    sets = ood_set_names(per_run)
+    arch = per_run["arch"].iloc[0]
+    rows = per_run[(per_run["arch"] == arch) & (per_run["ood_set"] != "mean")]
+    methods = list(dict.fromkeys(rows["method"]))
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
+    for ax, (letter, score) in zip(axes, zip("ab", SCORES)):
+        for k, method in enumerate(methods):
+            auroc = rows[(rows["score"] == score) & (rows["method"] == method)].groupby("ood_set")["auroc"]
+            sd = auroc.std().reindex(sets) if len(profile["seeds"]) > 1 else None
+            ax.bar([i + (k - (len(methods) - 1) / 2) * width for i in range(len(sets))], auroc.mean().reindex(sets),
+                   width, yerr=sd, capsize=2, label=ROW_LABELS.get(method, METHOD_LABELS.get(method, method)))
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(sets)), sets)
+        ax.set_title(f"({letter}) by the {SCORE_NAMES[score]}" + (" (the paper's)" if score == "msp" else ""))
+        ax.set_ylabel("AUROC % (50: chance)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    run = table_runs(profile, KEY)[0]
+    fig.suptitle(f"Table 2 per OOD set: {dataset_name(profile)} test images vs each OOD set, {arch} "
+                 f"({training_budget(profile, run)}, {seeds_text(profile)})", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
 def table2_detail(per_run: pd.DataFrame) -> pd.DataFrame:
     """Every metric (%) per arch, method, OOD set and score, means over seeds."""
     df = per_run.groupby(["score", "arch", "method", "ood_set"], sort=False)[["test_acc", *METRICS]].mean()
@@ -99,7 +129,7 @@ def table2_caption(profile: Profile) -> str:
     return (f"Table 2: test accuracy (%) and AUROC (%) of separating {in_dist['n']:,} test images from each OOD set "
             f"by the {SCORE_NAMES[score]} ({score}; the same AUROC whichever class is called positive); `ours` is the "
             f"mean over the OOD sets, `mean_{other}` the same mean with the {SCORE_NAMES[other]}. "
-            f"Ours: {describe_setting(profile)} OOD sets: {set_text}. "
+            f"Ours: {describe_runs(profile, table_runs(profile, KEY))} OOD sets: {set_text}. "
             f"Paper (`paper`, `*_paper`): {load_paper_results()['table2']['setting']}; from params/paper_results.yaml. "
             "SupCLR and CSI are not reproduced: their rows hold the paper's numbers only.")
 
@@ -107,7 +137,7 @@ def table2_caption(profile: Profile) -> str:
 def table2_detail_caption(profile: Profile) -> str:
     conventions = " ".join(f"{metric}: {text}." for metric, text in CONVENTION.items())
     return (f"Table 2, every metric (%) for both scores (msp: the paper's; max_logit: the released code's), per OOD "
-            f"set and their mean; means over seeds. {conventions} {describe_setting(profile)}")
+            f"set and their mean; means over seeds. {conventions} {describe_runs(profile, table_runs(profile, KEY))}")
 
 
 def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:

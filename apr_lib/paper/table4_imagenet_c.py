@@ -19,7 +19,7 @@ from apr_lib.errors import UserError
 from apr_lib.metrics import imagenet_ce, mce, relative_ce
 from apr_lib.names import CORRUPTIONS
 from apr_lib.paper.paper_results import paper_table4
-from apr_lib.paper.report import DATASET_NAMES, METHOD_LABELS, Table, claim, describe_setting, measured
+from apr_lib.paper.report import DATASET_NAMES, METHOD_LABELS, Table, claim, describe_runs, measured
 from apr_lib.study.config import Profile, table_runs
 
 KEY = "table4_imagenet_c"
@@ -52,7 +52,8 @@ def measure(profile: Profile) -> dict[str, dict]:
 
 
 def table4(profile: Profile, measured_errors: dict[str, dict]) -> pd.DataFrame:
-    """One row per method and measure (`test_error`, each corruption, `mce`), with `ours` and `paper` (%)."""
+    """The paper's layout: per method a row of our numbers and a row of the paper's (`numbers`: ours / paper), each
+    with `test_error`, the CE of each corruption and `mce` (%); blank where the paper has no such number."""
     if uses_alexnet(profile):
         ce = {m: imagenet_ce(v["errors"]) for m, v in measured_errors.items()}
     else:
@@ -64,26 +65,27 @@ def table4(profile: Profile, measured_errors: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for method, values in measured_errors.items():
         ours = {"test_error": values["test_error"], **ce[method], "mce": mce(ce[method])}
-        for measure, value in ours.items():
-            rows.append({"method": METHOD_LABELS[method], "measure": measure, "ours": value,
-                         "paper": paper.get(method, {}).get(measure, np.nan)})
-    return pd.DataFrame(rows)
+        rows += [{"method": METHOD_LABELS[method], "numbers": "ours", **ours},
+                 {"method": METHOD_LABELS[method], "numbers": "paper",
+                  **{measure: paper.get(method, {}).get(measure) for measure in ours}}]
+    df = pd.DataFrame(rows)
+    return df.astype(object).where(df.notna(), None)  # None: blank cells in the csv and markdown, not "nan"
 
 
 def table4_caption(profile: Profile) -> str:
     corruptions = profile["eval"]["corruptions"]
     paper_only = ", ".join(m for m in paper_table4() if m not in profile["tables"]["table1_corruption"]["methods"])
     if uses_alexnet(profile):
-        ours = f"`ours`: {ours_label(profile)}; `mce` = mean of the 15 CE."
+        ours = f"Rows `ours`: {ours_label(profile)}; `mce` = mean of the 15 CE."
     else:
         name = DATASET_NAMES.get(profile["dataset"], profile["dataset"])
-        ours = (f"`ours`: {ours_label(profile)} (sum over severities {profile['eval']['severities']} of each "
+        ours = (f"Rows `ours`: {ours_label(profile)} (sum over severities {profile['eval']['severities']} of each "
                 f"method's error / the same sum of our Standard model, x 100; Standard = 100); `mce` = their mean "
                 f"over the {len(corruptions)} corruptions measured; `test_error` = clean error on the {name} test set.")
     return (f"Table 4: test error, corruption error (CE_c) and mCE (%, lower is better) per training method. {ours} "
-            f"{describe_setting(profile)} "
+            f"{describe_runs(profile, table_runs(profile, 'table1_corruption'))} "
             f"Runs: Table 1's runs of {profile['tables']['table1_corruption']['archs'][0]}. "
-            f"`paper`: ResNet-50 on ImageNet-C, CE normalised by AlexNet, from "
+            f"Rows `paper`: ResNet-50 on ImageNet-C, CE normalised by AlexNet, from "
             f"params/paper_results.yaml (empty where the paper's Table 4 has no such method; its rows {paper_only} "
             "have no run here; they are in that file).")
 
@@ -91,7 +93,7 @@ def table4_caption(profile: Profile) -> str:
 def claims(profile: Profile, measured_errors: dict[str, dict]) -> list[dict]:
     """Section 5.2's claims on Table 4, as directions of our CE (AlexNet-normalised, or relative: see `ours_label`)."""
     df = table4(profile, measured_errors)
-    ours = df.pivot(index="measure", columns="method", values="ours")
+    ours = df[df["numbers"] == "ours"].set_index("method").drop(columns="numbers").T.astype(float)  # measure x method
     label = {m: METHOD_LABELS[m] for m in paper_table4() if METHOD_LABELS.get(m) in ours.columns}
     paper = pd.DataFrame(paper_table4())  # measures x methods
     source = "Table 4 (ImageNet-C, ResNet-50)"

@@ -24,7 +24,7 @@ def section_products(profile: Profile, s: Section) -> list[Path]:
     """The tables, figures and claims file a section's notebook writes."""
     out = profile.outputs
     return ([out / "tables" / f"{t}.{ext}" for t in s.tables for ext in TABLE_FORMATS]
-            + [out / "figures" / f"{f}.{ext}" for f in s.figures for ext in FIGURE_FORMATS]
+            + [out / "figures" / f"{f}.{ext}" for f in s.figures for ext in FIGURE_FORMATS + ("md",)]  # md: caption
             + [out / "claims" / f"{s.key}.csv"])
 
 
