@@ -196,7 +196,8 @@ def test_the_loaded_weights_are_published_with_their_checksums(tiny_project):
     assert set(recorded) == {run.name for run in runs} and runs
     for run in runs:
         for name in ("model.pt", "config.json"):
-            trained, published = (tiny_project / folder / run.name / name for folder in ("runs/tiny", "outputs/tiny/weights"))
+            trained, published = (tiny_project / folder / run.name / name
+                                  for folder in ("runs/tiny", "outputs/tiny/weights"))
             assert published.read_bytes() == trained.read_bytes()
             assert recorded[run.name][name]["sha256"] == hashlib.sha256(published.read_bytes()).hexdigest()
 

@@ -10,11 +10,13 @@ import pytest
 import yaml
 
 from apr_lib.paper.index import anchor, headline_claim, verdict_counts, write_index
+from apr_lib.paper.manifest import headline
 from apr_lib.paper.report import (Table, check_readable, describe_runs, describe_untrained, number, rounded,
                                   write_tables)
 from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.study.sections import section
 from apr_lib.study.targets import claims_table
+from test_manifest import write_outputs
 
 
 def test_numbers_are_rounded_half_up_as_the_decimals_they_stand_for():
@@ -103,3 +105,19 @@ def test_the_index_opens_with_a_summary_and_contents_and_links_long_tables(tmp_p
     assert "Table 2: short.\n\n| method   |   ours |" in text  # a short table inline
     assert "Every metric: long.\n\n72 rows, not shown here: [csv](tables/table2_ood_metrics.csv)" in text
     assert text.index("## Summary") < text.index("## Contents") < text.index(f"## {fig6.paper}")
+
+
+def test_the_readme_headline_shows_each_hero_figures_finding(tmp_path, monkeypatch):
+    """A hero figure of the README carries the first line of its caption: what it finds, even against the paper."""
+    monkeypatch.chdir(tmp_path)
+    profile = load_profile(str(REPO_ROOT / "params" / "tiny.yaml"))
+    write_outputs(profile)
+    figures = profile.outputs / "figures"
+    figures.mkdir()
+    (figures / "fig2_amplitude_swap.png").write_bytes(b"png")
+    (figures / "fig2_amplitude_swap.md").write_text("It finds the opposite of the paper.\nDetails.\n")
+    block = headline(profile)
+    assert ("![Figures 2 and 3 (section 1): Predictions after swapping amplitude spectra]"
+            "(outputs/tiny/figures/fig2_amplitude_swap.png)\n\n*It finds the opposite of the paper.* "
+            "([caption](outputs/tiny/figures/fig2_amplitude_swap.md))") in block
+    assert "Details." not in block

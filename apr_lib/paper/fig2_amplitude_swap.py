@@ -16,7 +16,7 @@ import torch
 
 from apr_lib.data import DATASETS, ImageSet, load_split
 from apr_lib.ood import OODSet, load_ood_set, swapped
-from apr_lib.paper.report import Table, claim, dataset_name, describe_runs, training_budget
+from apr_lib.paper.report import Table, claim, dataset_name, describe_runs, figure_text, number, training_budget
 from apr_lib.paper.weights import load_models
 from apr_lib.study.config import Profile
 from apr_lib.study.sections import section
@@ -103,7 +103,8 @@ def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, s
 def tables(profile: Profile, m: Measured) -> dict[str, Table]:
     caption = (f"Figures 2/3, measured: where the predictions on amplitude-swapped images go (% of the pairs told "
                f"apart), for {m.n_pairs:,} random pairs of each kind ({m.mode} DFT, swapped images clipped to [0, 1]). "
-               f"OOD images: {m.ood.source}. Models: {describe_runs(profile, list(model_runs(profile, section(KEY)).values()))} The "
+               f"OOD images: {m.ood.source}. Models: {describe_runs(profile, list(model_runs(profile, section(KEY)).values()))} "
+               "The "
                "paper shows examples only (no numbers).")
     return {"fig2_swap_stats": Table(m.stats, caption)}
 
@@ -180,16 +181,19 @@ def figure(profile: Profile, m: Measured):
 def figure_caption(profile: Profile, m: Measured) -> str:
     stats = m.stats.set_index(["model", "pairs"])
     test = stats.loc[("Standard", PAIR_LABELS["test"])]
-    direction = ("as the paper says" if test["follows_amplitude"] > test["follows_phase"] else
-                 "the opposite of the paper's Figures 2 and 3")
-    return (f"Figures 2 and 3 on {dataset_name(profile)}: each row gives image 1 the amplitude spectrum of image 2 "
-            f"and the reverse (Eq. 5, {m.mode} DFT, clipped to [0, 1]); under each image the true label and the "
-            f"predictions of {m.arch} Standard and APR-SP ({training_budget(profile, model_runs(profile, section(KEY))['standard'])}), "
-            "coloured on the swapped images by whether the prediction takes the class the model gives the amplitude "
-            "image (orange) or the phase image (green). The rows are drawn at random, not picked. Over "
-            f"{test['compared']} random test pairs that Standard tells apart, its prediction follows the amplitude "
-            f"image in {test['follows_amplitude']:.1f}% and the phase image in {test['follows_phase']:.1f}%: "
-            f"{direction} (where the CNN follows the amplitude image). OOD images: {m.ood.source}.")
+    direction = ("as in the paper's Figures 2 and 3" if test["follows_amplitude"] > test["follows_phase"] else
+                 "the opposite of the paper's Figures 2 and 3, where the CNN follows the amplitude image")
+    finding = (f"After the swap, Standard's prediction follows the amplitude image in {number(test['follows_amplitude'])}% "
+               f"of {test['compared']} random test pairs and the phase image in {number(test['follows_phase'])}%: "
+               f"{direction}.")
+    budget = training_budget(profile, model_runs(profile, section(KEY))["standard"])
+    details = (f"Figures 2 and 3 on {dataset_name(profile)}: each row gives image 1 the amplitude "
+               f"spectrum of image 2 and the reverse (Eq. 5, {m.mode} DFT, clipped to [0, 1]); under each image the "
+               f"true label and the predictions of {m.arch} Standard and APR-SP ({budget}), coloured on the "
+               "swapped images by whether the prediction takes the class the model gives the amplitude image "
+               "(orange) or the phase image (green). The rows are drawn at random, not picked. OOD images: "
+               f"{m.ood.source}.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

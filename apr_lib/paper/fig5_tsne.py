@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import DATASETS, load_split
 from apr_lib.ood import OODSet, load_ood_set, ood_sets
-from apr_lib.paper.report import Table, claim, dataset_name, describe_untrained, number
+from apr_lib.paper.report import Table, claim, dataset_name, describe_untrained, figure_text, number
 from apr_lib.spectral import amplitude_phase, band_mask
 from apr_lib.study.config import Profile
 
@@ -155,7 +155,8 @@ def tables(profile: Profile, m: Measured) -> dict[str, Table]:
     caption = (f"Figure 5, measured: accuracy (%) of a logistic regression telling two sets of {m.n_images:,} images "
                f"apart from their high-frequency log-amplitude spectra (radius >= {m.radius:g} of {size}x{size}), "
                f"{FOLDS}-fold cross-validated (mean and sd over folds); 50% = indistinguishable. OOD images: "
-               f"{m.ood.source}. {describe_untrained(profile, 'test images and OOD images only')} The paper shows t-SNE pictures only (no numbers).")
+               f"{m.ood.source}. {describe_untrained(profile, 'test images and OOD images only')} The paper shows "
+               "t-SNE pictures only (no numbers).")
     return {"fig5_separability": Table(m.table, caption)}
 
 
@@ -185,13 +186,17 @@ def figure(profile: Profile, m: Measured):
 
 def figure_caption(profile: Profile, m: Measured) -> str:
     accuracy = m.table.set_index("comparison")["probe_accuracy"]
-    return (f"Figure 5 on {dataset_name(profile)} (nothing is trained): t-SNE of log(1 + |DFT|) at radius >= "
-            f"{m.radius:g} DFT bins of {m.n_images:,} test images, red, beside (a) their Gaussian-noise versions "
-            f"(severity {m.noise_severity}) and (b) {m.n_images:,} OOD images ({m.ood.source}), grey, as the "
-            "paper's colours. A t-SNE picture shows clusters, not separability, so each panel gives a linear "
-            f"probe's cross-validated accuracy at telling the two sets apart: {number(accuracy[m.corrupted])}% and "
-            f"{number(accuracy[m.ood_name])}%; two sets of test images give {number(accuracy[m.control])}% "
-            "(the probe's chance level). The paper reads (a) as separable and (b) as not.")
+    finding = (f"A linear probe tells clean from noisy high-frequency spectra apart {number(accuracy[m.corrupted])}% of "
+               f"the time and test from OOD images {number(accuracy[m.ood_name])}% (chance: "
+               f"{number(accuracy[m.control])}%); the paper reads (a) as separable and (b) as not.")
+    details = (f"Figure 5 on {dataset_name(profile)} (nothing is trained): t-SNE of log(1 + |DFT|) "
+               "at radius >= "
+               f"{m.radius:g} DFT bins of {m.n_images:,} test images, red, beside (a) their Gaussian-noise versions "
+               f"(severity {m.noise_severity}) and (b) {m.n_images:,} OOD images ({m.ood.source}), grey, as the "
+               "paper's colours. A t-SNE picture shows clusters, not separability, so each panel gives a linear "
+               "probe's cross-validated accuracy at telling the two sets apart; two sets of test images give its "
+               "chance level.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

@@ -16,7 +16,7 @@ from apr_lib.augment import APRP, APRS
 from apr_lib.augment.apr import to_uint8_levels
 from apr_lib.augment.ops import OPS, apply_op, sample_level
 from apr_lib.data import load_split
-from apr_lib.paper.report import claim, dataset_name
+from apr_lib.paper.report import claim, dataset_name, figure_text
 from apr_lib.spectral import swap_amplitude
 from apr_lib.study.config import Profile
 
@@ -98,7 +98,8 @@ def figure(profile: Profile, m: Measured):
     partners = torch.roll(rows, 1, dims=0)
     mode = profile["apr"]["fft_mode"]
     s = aprs_views(profile, rows, m.seed)
-    columns = [("$x_i$", rows, None), ("$x_j$", partners, None), ("APR-P$(x_i, x_j)$", swap_amplitude(rows, partners, mode), None),
+    columns = [("$x_i$", rows, None), ("$x_j$", partners, None),
+               ("APR-P$(x_i, x_j)$", swap_amplitude(rows, partners, mode), None),
                ("APR-P$(x_j, x_i)$", swap_amplitude(partners, rows, mode), None),
                ("$x$", rows, None), ("$\\mathcal{S}(x)$", s["view"], s["view_ops"]),
                ("$\\tilde{\\mathcal{S}}(x)$", s["distracter"], s["distracter_ops"]), ("APR-S$(x)$, clipped", s["clip"], None)]
@@ -129,16 +130,20 @@ def figure_caption(profile: Profile, m: Measured) -> str:
     apr = profile["apr"]
     wrap = ("; the last column stores it as the released code does, as uint8 without clipping, so values below 0 "
             f"wrap around to white ({m.wrapped:.1%} of the pixels of recombined images)") if apr["s_overflow"] == "wrap" else ""
-    return (f"Figure 7 on {dataset_name(profile)} test images (drawn at random; nothing is trained). (a) APR-P: each "
-            "image keeps its phase and takes the amplitude of the next row's image, both ways (shown clipped to "
-            "[0, 1]). (b) APR-S: one AugMix operation gives S(x) and a second one the distracter S~(x) (the ops are "
-            f"named under the images; severity {apr['s_severity']}, distracter {apr['s_distracter']}); APR-S(x) "
-            "keeps the phase of S(x) and takes the amplitude of S~(x), stored as uint8 with clipping" + wrap + ". "
-            "The released APR-S takes the phase from either view at random and recombines with probability "
-            f"{apr['s_swap_prob']}; a translation changes the phase only, so a row whose distracter is one shows "
-            f"almost no change. Over {len(m.x):,} images the RMS pixel difference from the original is "
-            f"{m.rms_p.mean():.3f} for APR-P and {m.rms_s.mean():.3f} for APR-S as the profile sets it "
-            f"({m.rms_s_clipped.mean():.3f} with clipping); the paper says APR-S changes images less.")
+    closer = "less" if m.rms_s.mean() < m.rms_p.mean() else "more"
+    finding = (f"APR-S as the profile sets it changes an image {closer} than APR-P (RMS pixel difference "
+               f"{m.rms_s.mean():.3f} vs {m.rms_p.mean():.3f} over {len(m.x):,} test images; {m.rms_s_clipped.mean():.3f} "
+               "with clipping); the paper says APR-S changes images less.")
+    details = (f"Figure 7 on {dataset_name(profile)} test images (drawn at random; nothing is "
+               "trained). (a) APR-P: each "
+               "image keeps its phase and takes the amplitude of the next row's image, both ways (shown clipped to "
+               "[0, 1]). (b) APR-S: one AugMix operation gives S(x) and a second one the distracter S~(x) (the ops are "
+               f"named under the images; severity {apr['s_severity']}, distracter {apr['s_distracter']}); APR-S(x) "
+               "keeps the phase of S(x) and takes the amplitude of S~(x), stored as uint8 with clipping" + wrap + ". "
+               "The released APR-S takes the phase from either view at random and recombines with probability "
+               f"{apr['s_swap_prob']}; a translation changes the phase only, so a row whose distracter is one shows "
+               "almost no change.")
+    return figure_text(finding, details)
 
 
 def distance_histogram(m: Measured):

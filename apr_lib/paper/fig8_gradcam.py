@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import load_split
 from apr_lib.gradcam import OBJECT_ON_BLACK, cams_clean_and_corrupted, object_masks
-from apr_lib.paper.report import METHOD_LABELS, claim, dataset_name, training_budget
+from apr_lib.paper.report import METHOD_LABELS, claim, dataset_name, figure_text, number, training_budget
 from apr_lib.paper.weights import load_models
 from apr_lib.study.config import Profile, RunSpec
 from apr_lib.study.sections import section
@@ -121,15 +121,18 @@ def figure(profile: Profile, m: Measured):
 def figure_caption(profile: Profile, m: Measured) -> str:
     table = summary(m)
     standard, apr_sp = (table.loc[label] for label in MODELS)
-    return (f"Figure 8 on {dataset_name(profile)}: Grad-CAM of the true class at the last convolutional block of "
-            f"{m.runs['standard'].arch} Standard and APR-SP ({training_budget(profile, m.runs['standard'])}), on "
-            f"test images in fog of severity {m.severity} (c, d) and clean (e, f); the rows are the first of "
-            f"{len(m.labels)} measured images, not picked. Over those images the share of the map on the object "
-            f"under fog is {standard['on_object_fog']:.3f} for Standard and {apr_sp['on_object_fog']:.3f} for "
-            f"APR-SP ({float(m.masks.float().mean()):.3f} for a map spread evenly); "
-            f"{int(standard['zero_maps_fog'])} of Standard's and {int(apr_sp['zero_maps_fog'])} of APR-SP's fog maps are "
-            "zero everywhere (no evidence for the true class) and left out of those means. The paper shows "
-            "ImageNet images with a ResNet-50.")
+    finding = (f"Under fog, {number(standard['on_object_fog'], 3)} of Standard's Grad-CAM map lies on the object and "
+               f"{number(apr_sp['on_object_fog'], 3)} of APR-SP's ({float(m.masks.float().mean()):.3f} for a map spread "
+               "evenly); the paper shows APR-SP keeping its focus on the object.")
+    details = (f"Figure 8 on {dataset_name(profile)}: Grad-CAM of the true class at the last "
+               "convolutional block of "
+               f"{m.runs['standard'].arch} Standard and APR-SP ({training_budget(profile, m.runs['standard'])}), on "
+               f"test images in fog of severity {m.severity} (c, d) and clean (e, f); the rows are the first of "
+               f"{len(m.labels)} measured images, not picked. "
+               f"{int(standard['zero_maps_fog'])} of Standard's and {int(apr_sp['zero_maps_fog'])} of APR-SP's fog maps are "
+               "zero everywhere (no evidence for the true class) and left out of those means. The paper shows "
+               "ImageNet images with a ResNet-50.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

@@ -66,7 +66,8 @@ def heading(s) -> str:
 def summary_rows(profile: Profile, claims: pd.DataFrame) -> list[str]:
     """One row per section: a link to it, its headline claim's measure with ours and the paper's number, and how many
     of its claims hold, fail, ...; then the count over every claim."""
-    rows = ["| section | measured (the section's first claim) | ours | paper | verdicts |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| section | measured (the section's first claim) | ours | paper | verdicts |",
+            "| --- | --- | --- | --- | --- |"]
     for s in profile_sections(profile):
         own = claims[claims["section"] == s.key]
         label = f"[{s.paper.split(' (')[0]}: {s.title}](#{anchor(heading(s))})"
@@ -106,7 +107,7 @@ def write_index(profile: Profile) -> str:
     for s in sections:
         lines += [f"## {heading(s)}", "", s.summary, ""]
         for figure in s.figures:
-            caption = (out / "figures" / f"{figure}.md").read_text(encoding="utf-8").strip()
+            caption = " ".join((out / "figures" / f"{figure}.md").read_text(encoding="utf-8").split())
             lines += [f"![{s.paper}: {s.title}](figures/{figure}.png)", "", f"*{caption}*", "",
                       f"Files: [png](figures/{figure}.png), [pdf](figures/{figure}.pdf), "
                       f"[caption](figures/{figure}.md)", ""]

@@ -262,9 +262,10 @@ def headline(profile: Profile) -> str:
         figure = out / "figures" / f"{section(key).figures[0]}.png"
         if figure.exists():
             lines += ["", f"![{section(key).paper}: {section(key).title}]({figure})"]
-            caption = figure.with_suffix(".md")  # what the figure shows and does not show, beside it
+            caption = figure.with_suffix(".md")  # its first line: what the figure finds, beside it
             if caption.exists():
-                lines += ["", f"*{caption.read_text(encoding='utf-8').strip()}*"]
+                finding = caption.read_text(encoding="utf-8").splitlines()[0]
+                lines += ["", f"*{finding}* ([caption]({caption}))"]
     lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
               "`snakemake --cores 4 all --config profile=cifar` (see [Profiles](#profiles)).", README_END]
     return "\n".join(lines)

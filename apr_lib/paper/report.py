@@ -87,7 +87,8 @@ def describe_runs(profile: Profile, runs: list[RunSpec], label=None) -> str:
     settings: dict[str, list[str]] = {}
     for run in runs:
         text = _training(with_variant(profile.cfg, run.variant)["train"])
-        name = label(run) if label else METHOD_LABELS.get(run.method, run.method) + (f" ({run.variant})" if run.variant else "")
+        name = (label(run) if label else
+                METHOD_LABELS.get(run.method, run.method) + (f" ({run.variant})" if run.variant else ""))
         if name not in settings.setdefault(text, []):
             settings[text].append(name)
     archs = ", ".join(dict.fromkeys(run.arch for run in runs))
@@ -210,6 +211,12 @@ def save_figure(fig, profile: Profile, name: str, caption: str) -> None:
             metadata = {"Software": None} if ext == "png" else {"CreationDate": None}
             fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata=metadata)
     write_text(profile.products / "figures" / f"{name}.md", caption.strip() + "\n")
+
+
+def figure_text(finding: str, details: str) -> str:
+    """A figure's caption: its finding in one sentence on the first line (what the README's headline shows under the
+    figure), then what it shows, on which models and budget."""
+    return f"{finding.strip()}\n{details.strip()}"
 
 
 def check_readable(fig, name: str) -> None:

@@ -144,7 +144,8 @@ def table3_caption(profile: Profile) -> str:
     protocol = settings["n_images"][0]
     return (f"Table 3: clean accuracy (`clean`) and accuracy under AutoAttack (`ours`), %, higher is better, on the "
             f"first N test images (`images`); `test_acc`: clean accuracy on the profile's test set. Ours: "
-            f"{describe_runs(profile, runs, lambda run: row_label(row_key(profile, run.method, run.variant)))} FGSM adversarial training from a random start (epsilon "
+            f"{describe_runs(profile, runs, lambda run: row_label(row_key(profile, run.method, run.variant)))} FGSM "
+            "adversarial training from a random start (epsilon "
             f"{adv['epsilon_levels']}/255, step {adv['step_levels']}/255) with a cyclic learning rate; each row "
             f"trains with its variant's settings (`variants:` in {profile.path}: peak learning rate, epochs scaled "
             f"from the released ones, APR probabilities). Attack: {describe_attacks(settings['attacks'])}, l_inf "
