@@ -13,6 +13,7 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from matplotlib.text import Text
 
+from apr_lib.paper.index import anchor
 from apr_lib.paper.manifest import manifest_file
 from apr_lib.paper import fig9_amp_phase_labels, table1_corruption, table2_ood, table3_adversarial
 from apr_lib.paper.report import check_readable, rounded
@@ -293,9 +294,13 @@ def test_index_lists_every_output_of_all_and_nothing_else(tiny_project):
         profile = load_profile("tiny")
         declared = {p.relative_to(profile.outputs).as_posix() for s in SECTIONS for p in section_outputs(profile, s)}
         declared |= {p.relative_to(profile.outputs).as_posix() for p in claims_table(profile) + [manifest_file(profile)]}
-    links = set(re.findall(r"\]\(([^)\s]+)\)", (out / "index.md").read_text()))  # markdown links and images
+    index = (out / "index.md").read_text()
+    links = set(re.findall(r"\]\(([^)\s]+)\)", index))  # markdown links and images
+    anchors = {link for link in links if link.startswith("#")}  # the summary and contents
     assert declared <= links  # nothing missing
-    assert not [link for link in links if not (out / link).is_file()]  # nothing stale: every link resolves
+    assert not [link for link in links - anchors if not (out / link).is_file()]  # nothing stale: every link resolves
+    headings = {f"#{anchor(h)}" for h in re.findall(r"^#+ (.+)$", index, re.MULTILINE)}
+    assert anchors and anchors <= headings  # every section of the contents is on the page
     on_disk = {p.relative_to(out).as_posix() for folder in ("tables", "figures", "notebooks", "claims")
                for p in (out / folder).rglob("*") if p.is_file()}
     assert on_disk <= declared  # nothing there that `all` does not declare (and so the index would not show)

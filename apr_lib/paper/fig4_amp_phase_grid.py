@@ -58,7 +58,7 @@ def caption(profile: Profile) -> str:
             "images (rows: amplitude band, columns: phase band; z-hat rule: zeros become 1). "
             f"Ours (`ours`): {describe_runs(profile, runs)} Bands: {bands} (our choice: the paper gives no radii); "
             "the recombined images are not clipped. "
-            + (f"{missing} of the 16 cells are not among this profile's runs (nan). " if missing else "")
+            + (f"{missing} of the 16 cells are not among this profile's runs (blank). " if missing else "")
             + "Paper (`paper`): CIFAR-10, ResNet-18, from params/paper_results.yaml (fig4).")
 
 
