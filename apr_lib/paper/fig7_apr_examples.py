@@ -92,8 +92,7 @@ def aprs_views(profile: Profile, x: torch.Tensor, seed: int) -> dict[str, object
 
 def figure(profile: Profile, m: Measured):
     """As the paper's Figure 7: (a) APR-P on pairs of test images, both ways (Eq. 5); (b) APR-S on one image: its view
-    S(x), its distracter S~(x) and their recombination (Eq. 6), clipped, and as released (uint8 wrap-around) where
-    the profile wraps."""
+    S(x), its distracter S~(x) and their recombination (Eq. 6), clipped, and as released (uint8 wrap-around)."""
     rows = m.x[:m.n_examples]
     partners = torch.roll(rows, 1, dims=0)
     mode = profile["apr"]["fft_mode"]
@@ -103,8 +102,7 @@ def figure(profile: Profile, m: Measured):
                ("APR-P$(x_j, x_i)$", swap_amplitude(partners, rows, mode), None),
                ("$x$", rows, None), ("$\\mathcal{S}(x)$", s["view"], s["view_ops"]),
                ("$\\tilde{\\mathcal{S}}(x)$", s["distracter"], s["distracter_ops"]), ("APR-S$(x)$, clipped", s["clip"], None)]
-    if profile["apr"]["s_overflow"] == "wrap":
-        columns.append(("APR-S$(x)$ as released\n(uint8 wrap-around)", s["wrap"], None))
+    columns.append(("APR-S$(x)$ as released\n(uint8 wrap-around)", s["wrap"], None))
     fig, axes = plt.subplots(m.n_examples, len(columns), figsize=(1.75 * len(columns) + 0.4, 1.95 * m.n_examples + 0.9),
                              squeeze=False, gridspec_kw={"wspace": 0.08, "hspace": 0.35})
     for col, (title, images, ops) in enumerate(columns):
@@ -129,7 +127,7 @@ def figure(profile: Profile, m: Measured):
 def figure_caption(profile: Profile, m: Measured) -> str:
     apr = profile["apr"]
     wrap = ("; the last column stores it as the released code does, as uint8 without clipping, so values below 0 "
-            f"wrap around to white ({m.wrapped:.1%} of the pixels of recombined images)") if apr["s_overflow"] == "wrap" else ""
+            f"wrap around to white ({m.wrapped:.1%} of the pixels of recombined images)")
     closer = "less" if m.rms_s.mean() < m.rms_p.mean() else "more"
     finding = (f"APR-S as the profile sets it changes an image {closer} than APR-P (RMS pixel difference "
                f"{m.rms_s.mean():.3f} vs {m.rms_p.mean():.3f} over {len(m.x):,} test images; {m.rms_s_clipped.mean():.3f} "

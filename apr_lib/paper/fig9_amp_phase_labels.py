@@ -79,7 +79,7 @@ def figure(profile: Profile, df: pd.DataFrame):
     axes[1].axhline(50, color="grey", linewidth=0.8, linestyle="--")
     run = table_runs(profile, KEY)[0]
     fig.suptitle(f"Figure 9: labelled by amplitude or phase? {run.arch} on APR-P pairs "
-                 f"({training_budget(profile, run)}, {dataset_name(profile)}, {seeds_text(profile)})", fontsize=12)
+                 f"({training_budget(profile, run)}, {dataset_name(profile)}, {seeds_text(table_runs(profile, KEY))})", fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -93,7 +93,7 @@ def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
     details = (f"Figure 9 on {dataset_name(profile)}: {run.arch} with a phase-label head and an "
                "amplitude-label head, "
                f"trained on APR-P pairs with Eq. 7 ({training_budget(profile, run)} per value of lambda, "
-               f"{seeds_text(profile)}) and predicting lambda f_P + (1 - lambda) f_A; (a) accuracy on the clean and the "
+               f"{seeds_text(table_runs(profile, KEY))}) and predicting lambda f_P + (1 - lambda) f_A; (a) accuracy on the clean and the "
                f"-C test set, (b) mean AUROC of separating test images from the OOD sets {', '.join(profile['ood']['sets'])} "
                "(dashed: chance). The paper plots the same for ResNet-18 on CIFAR-10 and reads a rise with lambda; the "
                "slopes are in the claims below.")

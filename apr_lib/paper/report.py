@@ -124,8 +124,9 @@ def training_budget(profile: Profile, run: RunSpec) -> str:
     return f"{train['epochs']} epochs on {images} images"
 
 
-def seeds_text(profile: Profile) -> str:
-    seeds = profile["seeds"]
+def seeds_text(runs: list[RunSpec]) -> str:
+    """The seeds of the runs a plot draws, for its title."""
+    seeds = sorted({run.seed for run in runs})
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of {len(seeds)} seeds, bars: ±1 sd"
 
 

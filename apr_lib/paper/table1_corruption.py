@@ -143,7 +143,7 @@ def per_corruption_figure(profile: Profile, per_run: pd.DataFrame):
     ax.grid(axis="y", alpha=0.3)
     run = table_runs(profile, KEY)[0]
     ax.set_title(f"Table 1 per corruption: {dataset_name(profile)}-C, {arch} ({training_budget(profile, run)}, "
-                 f"{seeds_text(profile)})")
+                 f"{seeds_text(table_runs(profile, KEY))})")
     fig.tight_layout()
     return fig
 

@@ -92,7 +92,7 @@ def per_set_figure(profile: Profile, per_run: pd.DataFrame):
     for ax, (letter, score) in zip(axes, zip("ab", SCORES)):
         for k, method in enumerate(methods):
             auroc = rows[(rows["score"] == score) & (rows["method"] == method)].groupby("ood_set")["auroc"]
-            sd = auroc.std().reindex(sets) if len(profile["seeds"]) > 1 else None
+            sd = auroc.std().reindex(sets) if auroc.size().max() > 1 else None  # several seeds
             ax.bar([i + (k - (len(methods) - 1) / 2) * width for i in range(len(sets))], auroc.mean().reindex(sets),
                    width, yerr=sd, capsize=2, label=ROW_LABELS.get(method, METHOD_LABELS.get(method, method)))
         ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
@@ -103,7 +103,7 @@ def per_set_figure(profile: Profile, per_run: pd.DataFrame):
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     run = table_runs(profile, KEY)[0]
     fig.suptitle(f"Table 2 per OOD set: {dataset_name(profile)} test images vs each OOD set, {arch} "
-                 f"({training_budget(profile, run)}, {seeds_text(profile)})", fontsize=12)
+                 f"({training_budget(profile, run)}, {seeds_text(table_runs(profile, KEY))})", fontsize=12)
     fig.tight_layout()
     return fig
 

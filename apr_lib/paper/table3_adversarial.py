@@ -114,7 +114,7 @@ def attack_figure(profile: Profile, per_run: pd.DataFrame):
     run = table_runs(profile, KEY)[0]
     ax.set_title(f"Table 3: {describe_attacks(profile['autoattack']['attacks']).split(' (')[0]}, l_inf "
                  f"{profile['autoattack']['epsilon_levels']}/255\n{dataset_name(profile)}, {run.arch}, "
-                 f"{seeds_text(profile)}")
+                 f"{seeds_text(table_runs(profile, KEY))}")
     fig.tight_layout()
     return fig
 
