@@ -100,8 +100,8 @@ def describe_runs(profile: Profile, runs: list[RunSpec], label=None) -> str:
 
 def describe_untrained(profile: Profile, what: str) -> str:
     """The setting of a section that trains no model: the profile's dataset and what the section uses instead."""
-    return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
-            f"({profile['description']}); nothing is trained for this section: {what}.")
+    return (f"Profile `{profile.name}`: {dataset_name(profile)} ({profile['description']}); nothing is trained for "
+            f"this section: {what}.")
 
 
 def _listed(names: list[str]) -> str:
@@ -148,7 +148,7 @@ def _training(train: dict) -> str:
 
 
 def _profile_sentence(profile: Profile, trained: str) -> str:
-    return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
+    return (f"Profile `{profile.name}`: {dataset_name(profile)} "
             f"({profile['description']}); {trained} seeds {', '.join(map(str, profile['seeds']))}.")
 
 
