@@ -1,4 +1,5 @@
-# The DAG: data -> train one run -> evaluate it -> section notebooks -> claims -> index -> manifest.
+# The DAG: data -> train one run -> evaluate it -> section notebooks -> claims -> index -> manifest; the weights the
+# notebooks load are published to outputs/<profile>/weights/ on the way (committed for the default profile).
 #
 #   snakemake --cores 4 all                          # the default profile (params/default.yaml)
 #   snakemake --cores 4 all --config profile=tiny    # any profile under params/, or a path to one
@@ -10,14 +11,16 @@
 import json
 import os
 
+from apr_lib.files import copy_file
 from apr_lib.gpu_slots import JOBS_PER_GPU_VARIABLE, SLOTS_VARIABLE as GPU_SLOTS_VARIABLE, gpu_slot_count
-from apr_lib.layout import PROVENANCE, corruption_set
+from apr_lib.layout import CONFIG, PROVENANCE, WEIGHTS, corruption_set
 from apr_lib.names import SUITES, config_digest
 from apr_lib.paper.manifest import execution, manifest_file
+from apr_lib.progress import VARIABLE as PROGRESS_VARIABLE
 from apr_lib.study.config import RUN_PATTERN, RunSpec, check_data_root, load_profile, run_config
 from apr_lib.study.jobs import launcher, suite_inputs
-from apr_lib.study.targets import (claims_table, executed_notebook, index_page, profile_sections, section_metrics,
-                                   section_outputs, section_products, section_weights)
+from apr_lib.study.targets import (claims_table, executed_notebook, index_page, profile_sections, published_weights,
+                                   section_metrics, section_outputs, section_products, section_weights)
 
 PROFILE = load_profile(str(config.get("profile", "default")))
 check_data_root(PROFILE)
@@ -55,10 +58,14 @@ wildcard_constraints:
     run=RUN_PATTERN,
     suite="|".join(SUITES),
 
+localrules:
+    publish_weights,
+
 
 rule all:
     input:
         [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
+        published_weights(PROFILE),
         claims_table(PROFILE),
         index_page(PROFILE),
         manifest_file(PROFILE),
@@ -102,6 +109,20 @@ rule train:
         f"{launcher(PROFILE)} train --profile {{PROFILE.path}} --run {{wildcards.run}} --threads {{threads}}"
 
 
+# The weights the notebooks and the explorer load, copied where git keeps them (apr_lib.paper.weights): notebooks
+# read this copy as their input, so a fresh clone runs them by hand on the committed files, while `all` trains and
+# publishes again (a missing runs/ file re-runs train, which re-runs this copy).
+rule publish_weights:
+    input:
+        weights=f"runs/{P}/{{run}}/{WEIGHTS}",
+    output:
+        weights=f"{OUT}/weights/{{run}}/{WEIGHTS}",
+        config=f"{OUT}/weights/{{run}}/{CONFIG}",
+    run:
+        copy_file(input.weights, output.weights)
+        copy_file(os.path.join(os.path.dirname(input.weights), CONFIG), output.config)
+
+
 rule evaluate:
     input:
         f"runs/{P}/{{run}}/model.pt",
@@ -133,9 +154,11 @@ for s in SECTIONS:
             f"{BENCH}/notebook/{s.key}.tsv"
         threads: 1
         shell:
-            # OMP_NUM_THREADS: torch in the kernel would take every core, and threads spin when jobs share them
-            "OMP_NUM_THREADS={threads} papermill --log-level WARNING {input.notebook} {output.executed} "
-            "-p profile {PROFILE.path}"
+            # OMP_NUM_THREADS: torch in the kernel would take every core, and threads spin when jobs share them;
+            # plain-text progress in the executed copy (apr_lib.progress); write_reference: the reference outputs,
+            # not the scratch folder a notebook run by hand writes to
+            f"OMP_NUM_THREADS={{threads}} {PROGRESS_VARIABLE}=lines papermill --log-level WARNING {{input.notebook}} "
+            "{output.executed} -p profile {PROFILE.path} -p write_reference True"
 
 
 rule claims:
@@ -161,15 +184,16 @@ rule index:
         "apr report index --profile {PROFILE.path}"
 
 
-# Last: the commit, versions, device, executor and wall time (from every job's benchmark file) of what `all` produced.
-# Local under every executor: it needs the main process's environment (onstart) and git, and takes seconds.
+# Last: the commit, versions, device, executor and wall time (from every job's benchmark file) of what `all` produced,
+# and the checksums of the published weights. Local under every executor, as the weights' copies are: the manifest
+# needs the main process's environment (onstart) and git, and both take seconds.
 localrules:
     manifest,
-
-
+    publish_weights,
 rule manifest:
     input:
         [path for s in SECTIONS for path in section_outputs(PROFILE, s)],
+        published_weights(PROFILE),
         claims_table(PROFILE),
         index_page(PROFILE),
     output:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from apr_lib.data import load_split
 from apr_lib.errors import ProfileError
 from apr_lib.extras import require
+from apr_lib.progress import tqdm
 
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")  # AutoAttack's standard l_inf ensemble, in its order
 

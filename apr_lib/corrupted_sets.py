@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.errors import DataMissingError
 from apr_lib.files import atomic_path, read_json, write_json
 from apr_lib.layout import PROVENANCE
 from apr_lib.names import CORRUPTIONS
+from apr_lib.progress import tqdm
 
 SEVERITIES = (1, 2, 3, 4, 5)
 

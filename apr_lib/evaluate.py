@@ -28,7 +28,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from apr_lib.adversarial import suite_autoattack
 from apr_lib.corrupted_sets import describe, load_c_set, load_image_folder_c
@@ -39,6 +38,7 @@ from apr_lib.layout import IMAGE_FOLDER_DIRS, corruption_set
 from apr_lib.metrics import CALIBRATION_DEFINITION, calibration_percent, corruption_error, mean_corruption_error
 from apr_lib.ood import ood_sets
 from apr_lib.ood_metrics import CONVENTION, ood_evaluation, per_image_scores
+from apr_lib.progress import tqdm
 
 
 @torch.no_grad()

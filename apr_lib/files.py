@@ -6,8 +6,10 @@ looks complete (Snakemake and readers see either nothing or the whole file).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,6 +47,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The file's SHA-256 checksum, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

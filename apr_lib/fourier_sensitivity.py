@@ -16,8 +16,8 @@ models, not from the draw.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
+from apr_lib.progress import tqdm
 from apr_lib.spectral import radial_frequency
 from apr_lib.templates import pixel_angles
 

@@ -43,11 +43,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from apr_lib.data import DATASETS, DatasetInfo, load_split, subset_indices
 from apr_lib.errors import DataMissingError, ProfileError
 from apr_lib.extras import require
+from apr_lib.progress import tqdm
 from apr_lib.spectral import swap_amplitude
 
 # Folder of each image-folder set under the data root, and where its files come from.

@@ -14,7 +14,7 @@ import torch
 
 from apr_lib.errors import CheckpointError, UserError
 from apr_lib.files import atomic_path, read_json
-from apr_lib.layout import CONFIG, WEIGHTS
+from apr_lib.layout import CONFIG, WEIGHTS, published_copy
 from apr_lib.models import build_run_model
 
 
@@ -51,12 +51,15 @@ def load_state(path: Path, restart_hint: str) -> dict:
 def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> tuple[torch.nn.Module, dict]:
     """The trained model of a finished run (eval mode, normalisation inside) and its resolved config.
 
-    The model takes float images in [0, 1] shaped (B, C, H, W) and returns logits.
+    `run_dir` is a run's folder, runs/<profile>/<run>, or its published copy, outputs/<profile>/weights/<run>
+    (apr_lib.layout). The model takes float images in [0, 1] shaped (B, C, H, W) and returns logits.
     """
     run_dir = Path(run_dir)
     if not (run_dir / WEIGHTS).exists() or not (run_dir / CONFIG).exists():
-        raise UserError(f"{run_dir} holds no finished run (expected {WEIGHTS} and {CONFIG}); "
-                        "train it first, e.g. with `snakemake --cores 4 all`")
+        copy = published_copy(run_dir)
+        hint = (f"its published weights are in {copy}: load that folder" if copy else
+                "train it first, e.g. with `snakemake --cores 4 all`")
+        raise UserError(f"{run_dir} holds no finished run (expected {WEIGHTS} and {CONFIG}); {hint}")
     config = read_json(run_dir / CONFIG)
     model = build_run_model(config)
     model.load_state_dict(load_state(run_dir / WEIGHTS, f"Delete {run_dir} and train the run again."))

@@ -76,9 +76,3 @@ def follow_stats(pairs: dict[str, np.ndarray]) -> dict:
         stats["amplitude_label_high_confidence"] = 100.0 * float(pairs["amplitude_label_high_confidence"].mean())
     return stats
 
-
-def example_predictions(model: torch.nn.Module, images: torch.Tensor, classes: list[str]) -> list[str]:
-    """'<class> <confidence>%' of each uint8 image, for figure titles."""
-    probs = probabilities(model, images)
-    confidence, label = probs.max(1)
-    return [f"{classes[k]} {100 * c:.0f}%" for k, c in zip(label.tolist(), confidence.tolist())]

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from apr_lib.data import load_split, subset_indices
 from apr_lib.distributed import TrainStream, init_from_env, replica_digests, streamed
@@ -20,6 +19,7 @@ from apr_lib.layout import CHECKPOINT, CONFIG, WEIGHTS
 from apr_lib.methods import TrainingMethod
 from apr_lib.models import build_run_model
 from apr_lib.names import config_digest, run_name
+from apr_lib.progress import tqdm
 from apr_lib.runs import load_state, save_state, seed_everything
 
 

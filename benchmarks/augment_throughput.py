@@ -18,8 +18,8 @@ level, so only the way the work is done differs. The repeats of the two sides al
 per second (median over repeats) and the speed-up is the median of the paired per-repeat ratios.
 
 Other processes' CPU use is measured over each level (`common.Interference`); above `--max-others-cores` the result
-is marked busy and, unless `--allow-busy`, not written (exit status 3). `benchmarks/readme_tables.py` writes the
-README's table from the result.
+is marked busy and, unless `--allow-busy`, not written (exit status 3). `benchmarks/performance_tables.py` writes the
+table of docs/performance.md from the result.
 """
 from __future__ import annotations
 

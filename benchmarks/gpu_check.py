@@ -25,8 +25,8 @@ channels_last (inside apr_lib's models), in this order, each section skipped onc
 
 The loss is checked once per timed window (reading it every step would make the host wait for the GPU each step).
 Data: CIFAR-10 from `--data-root` when its files are there, else synthetic CIFAR-shaped images (the timings do not
-depend on content). Writes benchmarks/results/gpu_check.json (or `--out`); `benchmarks/readme_tables.py` makes the
-README's table from it. `--dry-run` runs every section on the CPU, small: one architecture per section (the default
+depend on content). Writes benchmarks/results/gpu_check.json (or `--out`); `benchmarks/performance_tables.py` makes the
+table of docs/performance.md from it. `--dry-run` runs every section on the CPU, small: one architecture per section (the default
 profile's small CNN standing in for it), batch 4, two steps, torch.compile with its "eager" backend, packing with 1
 and 2 processes: it checks the script's logic in well under a minute, not the GPU's speed.
 """

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
+from torchvision.transforms import v2
 from torch import nn
 
 from apr_lib.augment import APRP, APRS, RandomCropFlip
@@ -62,7 +63,7 @@ def small_resnet18(channels: int, classes: int, mean: tuple, std: tuple) -> nn.M
     model = torchvision.models.resnet18(num_classes=classes)
     model.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
-    normalize = torchvision.transforms.v2.Normalize(mean, std)
+    normalize = v2.Normalize(mean, std)
     return nn.Sequential(normalize, model)
 
 

@@ -2,7 +2,7 @@
 
 - the released-style reference does APR-P's arithmetic as apr_lib does, and serves the shapes the loaders promise;
 - augment_throughput and gpu_check run end to end on tiny settings (gpu_check's --dry-run, on the CPU);
-- the README's performance tables are what benchmarks/results/ gives;
+- docs/performance.md's tables are what benchmarks/results/ gives;
 - dag_times reads Snakemake's benchmark files; write_result records the machine beside the numbers.
 """
 import json
@@ -22,7 +22,7 @@ from apr_lib.spectral import swap_amplitude
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import common  # noqa: E402
 import dag_times  # noqa: E402
-import readme_tables  # noqa: E402
+import performance_tables  # noqa: E402
 import released_reference  # noqa: E402
 
 
@@ -136,7 +136,7 @@ def test_augment_throughput_measures_both_levels_and_refuses_a_busy_result(tmp_p
         ("pipeline", "apr_s"), ("pipeline", "apr_sp"), ("transform", "apr_s"), ("transform", "apr_sp")}
     assert all(r["speedup"] > 0 and len(r["batched_runs"]) == 1 for r in result["rows"])
     assert set(result["interference"]) == {"pipeline", "transform"}
-    table = readme_tables.augment_throughput(result)  # a busy result says so in the README too
+    table = performance_tables.augment_throughput(result)  # a busy result says so on the page too
     assert "busy machine" in table and "transform: APR-SP (goal 4x)" in table
 
 
@@ -167,12 +167,12 @@ def test_gpu_check_runs_every_section_in_its_dry_run(tmp_path):
     assert {r["section"] for r in check["rows"]} == {"steps", "compile", "epochs"}
     assert [r["processes"] for r in check["packing"]] == [1, 2]
     assert check["settings"]["skipped"] == [] and set(check["gpu_hours"]) == {"cifar profile", "Table 1"}
-    table = readme_tables.gpu_check(check)
+    table = performance_tables.gpu_check(check)
     assert "APR-SP as released" in table and "processes sharing the GPU" in table
 
 
-def test_the_readme_performance_tables_are_what_the_results_give():
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_tables.update(readme) == readme, "run `python benchmarks/readme_tables.py`"
+def test_the_performance_page_tables_are_what_the_results_give():
+    page = (REPO_ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert performance_tables.update(page) == page, "run `python benchmarks/performance_tables.py`"
     with pytest.raises(SystemExit, match="no block `<!-- begin generated: gpu_check -->`"):
-        readme_tables.update(readme.replace("<!-- begin generated: gpu_check -->", ""))
+        performance_tables.update(page.replace("<!-- begin generated: gpu_check -->", ""))

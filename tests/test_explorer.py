@@ -432,8 +432,9 @@ def test_missing_runs_give_the_command_that_trains_them(tmp_path, monkeypatch):
     monkeypatch.chdir(make_project(tmp_path))
     shelf = ModelShelf(load_profile("tiny"))
     assert shelf.full == {}
-    assert ("snakemake --cores 4 --config profile=tiny runs/tiny/fmnist/small_cnn/standard/seed0/model.pt "
-            "runs/tiny/fmnist/small_cnn/apr_sp/seed0/model.pt") in shelf.hint
+    # Standard and APR-SP are published (the notebooks load them): the command trains and publishes them
+    assert ("snakemake --cores 4 --config profile=tiny outputs/tiny/weights/fmnist/small_cnn/standard/seed0/model.pt "
+            "outputs/tiny/weights/fmnist/small_cnn/apr_sp/seed0/model.pt") in shelf.hint
     assert "No trained Standard and APR-SP model" in shelf.hint
     predictors, note = shelf.predictors("low", "high", (4, 10), "channel3d", 1)
     assert predictors == [] and note == ("Figure 4's model for amplitude band low with phase band high is not trained "
@@ -589,7 +590,7 @@ def test_fresh_clone_explorer_shows_photos_and_both_fixes(tmp_path, monkeypatch)
     assert [explorer.key(p) for p in explorer.pickers] == ["photo:camera", "photo:astronaut"]
     assert explorer.predictions.value == "" and explorer.curve.value == ""
     assert "apr data prepare" in explorer.notes.value
-    assert "runs/tiny/fmnist/small_cnn/apr_sp/seed0/model.pt" in explorer.notes.value
+    assert "outputs/tiny/weights/fmnist/small_cnn/apr_sp/seed0/model.pt" in explorer.notes.value
 
 
 # ---- the notebook, headless ----
@@ -607,4 +608,4 @@ def test_notebook_runs_headless_with_papermill_on_a_fresh_clone(tmp_path):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
     # The widgets' state is stored with the notebook, so they render as static output; it holds both fixes.
     state = str(nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"])
-    assert "apr data prepare --profile tiny" in state and "--config profile=tiny runs/tiny/" in state
+    assert "apr data prepare --profile tiny" in state and "--config profile=tiny outputs/tiny/weights/" in state

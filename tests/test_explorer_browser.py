@@ -163,7 +163,8 @@ def test_slider_changes_the_recombined_image_in_the_browser(served_explorer, bro
         assert predictions.strip() == ""
         notes = page.inner_text(".apr-notes")
         assert "No trained Standard and APR-SP model of the profile 'tiny'" in notes
-        assert "snakemake --cores 4 --config profile=tiny runs/tiny/fmnist/small_cnn/standard/seed0/model.pt" in notes
+        assert ("snakemake --cores 4 --config profile=tiny outputs/tiny/weights/fmnist/small_cnn/standard/seed0/model.pt"
+                in notes)
 
     # The limits are stated before any upload; a file that is no image is answered in the app, not in a log.
     assert "at most 8 MB and 25 megapixels" in page.inner_text(".apr-explorer")

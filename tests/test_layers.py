@@ -240,11 +240,11 @@ def test_the_registries_agree_with_their_torch_free_names():
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
 def test_every_section_has_its_module_with_the_one_interface(section):
-    """apr_lib.paper.<key>: KEY, measure and claims always; tables where the section has tables, figure where it has
-    one (saved under the section's key)."""
+    """apr_lib.paper.<key>: KEY, measure and claims always; tables where the section has tables, figure and its
+    figure_caption where it has one (saved under the section's key)."""
     module = importlib.import_module(f"{PACKAGE}.paper.{section.key}")
     assert module.KEY == section.key
     assert callable(module.measure) and callable(module.claims)
     assert hasattr(module, "tables") == bool(section.tables)
-    assert hasattr(module, "figure") == bool(section.figures)
+    assert hasattr(module, "figure") == bool(section.figures) == hasattr(module, "figure_caption")
     assert section.figures in ((), (section.key,))

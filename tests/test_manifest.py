@@ -18,7 +18,7 @@ from snakemake.settings.types import ResourceSettings
 from apr_lib import cli
 from apr_lib.paper import manifest
 from apr_lib.study.config import REPO_ROOT, load_profile
-from apr_lib.study.targets import claims_table, index_page
+from apr_lib.study.targets import claims_table, index_page, published_weights
 
 
 def write_benchmark(path, seconds, end, cpu=1.0):
@@ -81,9 +81,11 @@ def test_execution_under_a_cluster_executor_records_its_settings_without_cores()
 
 def test_manifest_records_commit_profile_versions_device_and_execution(tiny):
     write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
+    publish_stand_ins(tiny)
     written = manifest.write_manifest(tiny, manifest.execution(snakemake_settings("local", cores=2)))
     on_disk = pd.read_json(manifest.manifest_file(tiny), typ="series")
-    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "execution", "wall_time", "written"}
+    assert set(on_disk.index) == {"profile", "git", "packages", "device", "cores", "execution", "wall_time", "weights",
+                                  "written"}
     assert written["cores"] == 2 and written["execution"]["executor"] == "local"
     assert written["profile"]["name"] == "tiny" and len(written["profile"]["config_digest"]) == 16
     assert written["git"] == {"commit": None, "dirty": None, "note": "not a git checkout"}  # tmp_path has no .git
@@ -91,7 +93,15 @@ def test_manifest_records_commit_profile_versions_device_and_execution(tiny):
     assert written["device"]["cpu_count"] >= 1 and written["device"]["torch_default_threads"] >= 1
 
 
+def publish_stand_ins(profile) -> None:
+    """Files where the publish_weights rule copies the weights (tests/test_weights.py checks the real ones)."""
+    for path in published_weights(profile):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(path.name)
+
+
 def test_manifest_without_benchmarks_or_with_a_bad_execution_record_names_the_fix(tiny, capsys):
+    publish_stand_ins(tiny)
     assert cli.main(["report", "manifest", "--profile", str(tiny.path)]) == 2
     assert "no Snakemake benchmark files of this DAG's jobs under runs/tiny/benchmarks: run `snakemake --cores 4 all " \
            "--config profile=tiny` first" in capsys.readouterr().err
@@ -150,6 +160,7 @@ def test_headline_names_the_attack_as_run(tiny):
 
 def test_headline_says_how_the_jobs_ran_and_names_no_machine_for_a_cluster_run(tiny):
     write_outputs(tiny)
+    publish_stand_ins(tiny)
     write_benchmark(manifest.benchmark_dir(tiny) / "data.tsv", 5, 1000)
 
     def how_run() -> tuple[str, str]:

@@ -2,6 +2,7 @@
 nbval on the checked cells."""
 import ast
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,21 +30,23 @@ def test_notebooks_sort_in_the_papers_order_and_share_the_section_key():
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
 def test_notebooks_call_their_section_module(section):
-    source = "".join(cell.source for cell in nbformat.read(REPO_ROOT / "notebooks" / f"{section.notebook}.ipynb",
-                                                           as_version=4).cells if cell.cell_type == "code")
+    cells = nbformat.read(REPO_ROOT / "notebooks" / f"{section.notebook}.ipynb", as_version=4).cells
+    source = "".join(cell.source for cell in cells if cell.cell_type == "code")
     assert f"from apr_lib.paper import {section.key} as section" in source
     assert "section.measure(P" in source and "section.claims(P, " in source
+    # By hand it writes to the scratch folder; the DAG passes write_reference (Snakefile)
+    assert "write_reference = False" in cells[1].source and "P = notebook_profile(profile, write_reference)" in source
 
 
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.key)
 def test_notebooks_that_load_weights_declare_them(section):
-    """A section that loads trained models (load_run) must name the weights as Snakemake inputs, or a clone without
-    runs/ fails."""
+    """A section that loads trained models must name their published weights as Snakemake inputs, or `all` would run
+    it before they exist."""
     source = (REPO_ROOT / "apr_lib" / "paper" / f"{section.key}.py").read_text(encoding="utf-8")
-    assert ("load_run(" in source) == bool(section.weights_of)
+    assert bool(re.search(r"load_(seed_)?models\(", source)) == bool(section.weights_of)
     weights = section_weights(load_profile("tiny"), section)
     assert bool(weights) == bool(section.weights_of)
-    assert all(path.name == "model.pt" and path.parts[:2] == ("runs", "tiny") for path in weights)
+    assert all(path.name == "model.pt" and path.parts[:3] == ("outputs", "tiny", "weights") for path in weights)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -13,7 +13,7 @@ import yaml
 from apr_lib.study.config import REPO_ROOT, load_profile, table_runs
 from apr_lib.errors import UserError
 from apr_lib.gpu_slots import claim_gpu_from_env
-from apr_lib.study.targets import profile_sections
+from apr_lib.study.targets import profile_sections, published_runs
 from test_pipeline import copy_project
 from conftest import HANG_SECONDS
 
@@ -82,12 +82,13 @@ def job_stats(output: str) -> dict[str, int]:
 
 def expected_jobs(profile) -> dict[str, int]:
     """The jobs per rule that `all` implies, from the profile alone: one train job per distinct run of the tables its
-    sections read, one evaluate job per (run, suite) that a section reads, one job per section notebook."""
+    sections read, one evaluate job per (run, suite) that a section reads, one publish_weights job per run whose
+    weights the notebooks load, one job per section notebook."""
     sections = profile_sections(profile)
     evaluations = {(run, suite) for s in sections if s.runs_table
                    for run in table_runs(profile, s.runs_table) for suite in s.suites}
     return {"train": len({run for run, _ in evaluations}), "evaluate": len(evaluations),
-            **{f"notebook_{s.key}": 1 for s in sections}}
+            "publish_weights": len(published_runs(profile)), **{f"notebook_{s.key}": 1 for s in sections}}
 
 
 @pytest.mark.slow  # ~10 s per profile: Snakemake plans a few hundred jobs

@@ -1,5 +1,5 @@
 """The repository stands on its own: no file cites a document that is not in it, and every relative link of the README,
-docs/ and the index pages leads to a file that is."""
+docs/ and the index pages leads to a file that is; the README gets to the point and leaves the rest to docs/."""
 import re
 from pathlib import Path
 
@@ -69,3 +69,16 @@ def test_the_license_and_the_citation_are_there():
     assert "preferred-citation:" in citation and "2108.08487" in citation
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert "@inproceedings{chen2021amplitude" in readme and "https://github.com/iCGY96/APR" in readme
+
+
+def test_the_readme_gets_to_the_point_and_links_every_page_of_docs():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode("utf-8")) < 8 * 1024
+    headings = re.findall(r"^## (.+)$", readme, re.MULTILINE)
+    assert headings[:3] == ["Quickstart", "Results", "Explore"] and "Use APR in your own training" in headings
+    quickstart = re.search(r"^## Quickstart\n(.*?)(?=^## )", readme, re.S | re.M).group(1)
+    commands = re.search(r"```bash\n(.*?)```", quickstart, re.S).group(1).splitlines()  # what .ci/newcomer runs
+    assert "snakemake --cores 4 all" in commands[0] and commands[1] == "pytest"
+    assert re.search(r"\d+-\d+ minutes on 2 cores", quickstart) and "GB" in quickstart  # time, disk and memory
+    linked = set(LINK.findall(readme))
+    assert {f"docs/{page.name}" for page in (REPO_ROOT / "docs").glob("*.md")} <= linked

@@ -30,14 +30,17 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from apr_lib.data import DATASETS, load_split
-from apr_lib.errors import CheckpointError, UserError
+from apr_lib.errors import UserError
 from apr_lib.models import BandRecombinedInput, config_bands
 from apr_lib.ood import OODSet, ood_sets
 from apr_lib.paper.fig4_amp_phase_grid import KEY as FIG4
 from apr_lib.paper.report import DATASET_NAMES
+from apr_lib.paper.weights import train_command, trained_dir
 from apr_lib.runs import load_run
 from apr_lib.spectral import BANDS, MODES, amplitude_phase, keep_band, recombine
-from apr_lib.study.config import Profile, RunSpec, run_config, run_dir, table_runs
+from apr_lib.study.config import Profile, RunSpec, run_config, table_runs
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs as section_model_runs
 
 # scikit-image's bundled photos (no download needed), offered beside the dataset's test images.
 PHOTOS = ("camera", "astronaut", "chelsea", "coffee", "rocket", "coins", "clock", "brick", "horse")
@@ -202,32 +205,24 @@ def confidence_curves(own: Spectrum, other: Spectrum, predictors: Sequence[Predi
 
 
 def model_runs(profile: Profile) -> dict[str, RunSpec]:
-    """The Standard and APR-SP runs of the profile's first Table 1 architecture and first seed."""
-    arch = profile["tables"]["table1_corruption"]["archs"][0]
-    return {method: RunSpec(profile["dataset"], arch, method, profile["seeds"][0]) for method in MODELS}
+    """Figure 2's Standard and APR-SP runs (the profile's first Table 1 architecture and first seed), whose weights
+    the DAG publishes (apr_lib.paper.weights)."""
+    return section_model_runs(profile, section("fig2_amplitude_swap"))
 
 
 def trained_model(profile: Profile, run: RunSpec) -> torch.nn.Module | None:
     """The trained model of `run` on the CPU (one image at a time: the CPU is quickest), None before it is trained.
 
-    The explorer's one place that finds a run's weights: `load_run` reads the run's folder.
+    The explorer's one place that finds a run's weights: runs/ if trained here, else the published copy
+    (apr_lib.paper.weights, which refuses a copy that does not match the manifest's checksums).
     """
-    try:
-        return load_run(run_dir(profile, run), device="cpu")[0]
-    except CheckpointError:
-        raise  # a damaged file: its message names the file and the fix
-    except UserError:  # no finished run there
-        return None
+    folder = trained_dir(profile, run)
+    return None if folder is None else load_run(folder, device="cpu")[0]
 
 
 def _select(profile: Profile) -> str:
     """snakemake's option choosing the profile (none for the default)."""
     return "" if profile.name == "default" else f" --config profile={profile.name}"
-
-
-def train_command(profile: Profile, runs: Sequence[RunSpec]) -> str:
-    """The snakemake command that trains just these runs of the profile."""
-    return f"snakemake --cores 4{_select(profile)} " + " ".join(f"{run_dir(profile, run).as_posix()}/model.pt" for run in runs)
 
 
 def how_to_train(profile: Profile, missing: list[RunSpec]) -> str:

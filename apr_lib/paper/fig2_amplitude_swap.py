@@ -1,9 +1,9 @@
 """Figures 2 and 3 (section 1): predictions after swapping amplitude spectra, shown and counted.
 
-`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture, every seed), the
-test set and `n_pairs` images of the profile's natural OOD set, and follows over random pairs of each kind where the
-models' predictions on the swapped images go (apr_lib.swap_analysis), the same pairs for every model and seed. The
-figure shows the first seed's models.
+`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture, every seed; from
+runs/ or their published copies, apr_lib.paper.weights), the test set and `n_pairs` images of the profile's natural
+OOD set, and follows over random pairs of each kind where the models' predictions on the swapped images go
+(apr_lib.swap_analysis), the same pairs for every model and seed. The figure shows the first seed's models.
 """
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ import torch
 
 from apr_lib.data import DATASETS, ImageSet, load_split
 from apr_lib.ood import OODSet, load_ood_set, swapped
-from apr_lib.paper import evidence
-from apr_lib.paper.explorer import MODELS
-from apr_lib.paper.report import Condition, Table, claim, compare, describe_runs
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, RunSpec, run_dir
-from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, example_predictions, follow_per_pair, follow_stats,
-                                   probabilities, random_pairs)
+from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, dataset_name, describe_runs,
+                                  figure_text, number, training_budget)
+from apr_lib.paper.weights import load_models
+from apr_lib.study.config import Profile, RunSpec
+from apr_lib.study.sections import section
+from apr_lib.study.targets import seed_runs
+from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, follow_per_pair, follow_stats, probabilities,
+                                   random_pairs)
 from apr_lib.uncertainty import Estimate, combine, difference, interval, mean_of
 
 KEY = "fig2_amplitude_swap"
@@ -110,32 +111,33 @@ def swap_claims(pairs: dict[str, dict[str, dict[str, np.ndarray]]], standard: st
     ]
 
 
-def model_runs_all_seeds(profile: Profile) -> dict[str, list[RunSpec]]:
-    """The Standard and APR-SP runs of the profile's first Table 1 architecture, every seed, by model label."""
-    arch = profile["tables"]["table1_corruption"]["archs"][0]
-    rows = evidence.rows(profile, "table1_corruption")
-    return {label: rows[method][arch] for method, label in MODELS.items()}
+def load_seed_models(profile: Profile, key: str) -> tuple[dict[str, list[RunSpec]], list[dict[str, torch.nn.Module]]]:
+    """The runs a section loads by model label (Standard, APR-SP; one per seed of its runs table) and, per seed, the
+    trained models by label: from runs/ or their published copies."""
+    by_method = seed_runs(profile, section(key))
+    seeds = len(next(iter(by_method.values())))
+    runs = {METHOD_LABELS[method]: method_runs for method, method_runs in by_method.items()}
+    return runs, [load_models(profile, {method: method_runs[i] for method, method_runs in by_method.items()})
+                  for i in range(seeds)]
 
 
 def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, seed: int = 0) -> Measured:
     """`n_pairs` random pairs per kind (None: the profile's ood.per_set, 1,000 if that is null)."""
     arch, mode = profile["tables"]["table1_corruption"]["archs"][0], profile["apr"]["fft_mode"]
-    runs = model_runs_all_seeds(profile)
+    runs, seed_models = load_seed_models(profile, KEY)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     n_pairs = n_pairs or profile["ood"]["per_set"] or 1000
     ood = load_ood_set(profile["ood"]["natural_set"], DATASETS[profile["dataset"]], Path(profile["data_root"]), n_pairs,
                        profile["ood"]["seed"])
     sets = pair_sets(test.images, test.labels, ood.images, n_pairs, seed)
-    models, pairs = {}, {}
-    for label, label_runs in runs.items():
-        per_seed = []
-        for run in label_runs:
-            model = load_run(run_dir(profile, run))[0]
-            models.setdefault(label, model)
-            per_seed.append({kind: follow_per_pair(model, *sets[kind][:2], mode, sets[kind][2]) for kind in sets})
+    pairs = {}
+    for label in runs:
+        per_seed = [{kind: follow_per_pair(models[label], *sets[kind][:2], mode, sets[kind][2]) for kind in sets}
+                    for models in seed_models]
         pairs[label] = {kind: {key: np.stack([s[kind][key] for s in per_seed]) for key in per_seed[0][kind]}
                         for kind in sets}
-    return Measured(arch, mode, runs, models, test, ood, n_pairs, n_examples, seed, pairs, swap_stats_table(pairs))
+    return Measured(arch, mode, runs, seed_models[0], test, ood, n_pairs, n_examples, seed, pairs,
+                    swap_stats_table(pairs))
 
 
 def tables(profile: Profile, m: Measured) -> dict[str, Table]:
@@ -147,37 +149,90 @@ def tables(profile: Profile, m: Measured) -> dict[str, Table]:
     return {"fig2_swap_stats": Table(m.stats, caption)}
 
 
-def figure(profile: Profile, m: Measured):
-    """Test-image pairs (Figures 2, 3a-b) and test images with OOD images (Figure 3c-d), each given the other's
-    amplitude, with Standard's and APR-SP's predictions; pairs of images Standard classifies correctly."""
-    test, ood, n_examples = m.test, m.ood, m.n_examples
+# Colours of a prediction on a swapped image: the class the model gives the amplitude image, or the phase image's
+FOLLOWS = {"amplitude": ("#d95f02", "follows the amplitude image"), "phase": ("#1b9e77", "follows the phase image"),
+           "neither": ("#555555", "neither")}
+
+
+def examples(m: Measured) -> dict[str, tuple[torch.Tensor, torch.Tensor, list[str], list[str]]]:
+    """The figure's pairs, drawn at random (not picked for their outcome): test-image pairs of different classes that
+    Standard classifies correctly (Figures 2, 3a-b), and such test images with OOD images (Figure 3c-d); per kind
+    the two image batches and their true labels ("OOD" for OOD images)."""
+    test, ood, n = m.test, m.ood, m.n_examples
     generator = torch.Generator().manual_seed(m.seed)
     correct = probabilities(m.models["Standard"], test.images).argmax(1) == test.labels
     candidates = correct.nonzero().squeeze(1)
-    i, j = random_pairs(len(candidates), len(candidates), n_examples, m.seed, test.labels[candidates],
-                        test.labels[candidates])
-    k = torch.randint(len(ood.images), (n_examples,), generator=generator)
-    pick = candidates[torch.randint(len(candidates), (n_examples,), generator=generator)]
-    panels = {"test image pairs (Figure 2, 3a-b)": (test.images[candidates[i]], test.images[candidates[j]]),
-              f"test image with {ood.name} (Figure 3c-d)": (test.images[pick], ood.images[k])}
-    fig, axes = plt.subplots(n_examples, 8, figsize=(13, 2.0 * n_examples), squeeze=False)
-    for p, (panel, (first, second)) in enumerate(panels.items()):
-        columns = [("image 1", first), ("image 2", second), ("phase 1 + amplitude 2", swapped(first, second, m.mode)),
-                   ("phase 2 + amplitude 1", swapped(second, first, m.mode))]
-        for c, (title, images) in enumerate(columns):
-            std = example_predictions(m.models["Standard"], images, test.classes)
-            apr = example_predictions(m.models["APR-SP"], images, test.classes)
-            for r in range(n_examples):
+    i, j = random_pairs(len(candidates), len(candidates), n, m.seed, test.labels[candidates], test.labels[candidates])
+    k = torch.randint(len(ood.images), (n,), generator=generator)
+    pick = candidates[torch.randint(len(candidates), (n,), generator=generator)]
+    names = lambda indices: [test.classes[c] for c in test.labels[indices].tolist()]
+    return {"(a, b) test image pairs (Figure 2, 3a-b)": (test.images[candidates[i]], test.images[candidates[j]],
+                                                         names(candidates[i]), names(candidates[j])),
+            f"(c, d) test image with an OOD image, {ood.name} (Figure 3c-d)": (test.images[pick], ood.images[k],
+                                                                               names(pick), [f"OOD ({ood.name})"] * n)}
+
+
+def figure(profile: Profile, m: Measured):
+    """Per kind of pair, each row: image 1, image 2 (true labels), then each with the other's amplitude; under each
+    image Standard's and APR-SP's prediction and confidence, coloured on a swapped image by the source image whose
+    predicted class it takes (the amplitude image's, the phase image's, or neither)."""
+    classes, n = m.test.classes, m.n_examples
+    fig, axes = plt.subplots(n, 8, figsize=(17, 2.55 * n + 0.9), squeeze=False)
+    for p, (panel, (first, second, first_true, second_true)) in enumerate(examples(m).items()):
+        sources = {"image 1": (first, first_true), "image 2": (second, second_true)}
+        predicted = {label: {name: probabilities(model, images).argmax(1) for name, (images, _) in sources.items()}
+                     for label, model in m.models.items()}
+        columns = [("image 1", first, None), ("image 2", second, None),
+                   ("phase 1 + amplitude 2", swapped(first, second, m.mode), ("image 1", "image 2")),
+                   ("phase 2 + amplitude 1", swapped(second, first, m.mode), ("image 2", "image 1"))]
+        for c, (title, images, roles) in enumerate(columns):
+            for r in range(n):
                 ax = axes[r, 4 * p + c]
                 ax.imshow(images[r].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=255)
-                label = f"Std: {std[r]}" + (f"\nAPR-SP: {apr[r]}" if c >= 2 else "")
-                ax.set_title((f"{title}\n" if r == 0 else "") + label, fontsize=7)
-                ax.axis("off")
-        fig.text(0.27 + 0.5 * p, 1.0, panel, ha="center", fontsize=10)
-    fig.suptitle(f"Figures 2/3: amplitude swapped ({profile.name} profile, {profile['dataset']}, {m.arch})", y=1.04,
-                 fontsize=10)
-    fig.tight_layout()
+                ax.set_xticks([]); ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(title, fontsize=10)
+                lines = [(f"true: {sources[title][1][r]}", "black")] if roles is None else []
+                for label, model in m.models.items():
+                    probs = probabilities(model, images[r:r + 1])[0]
+                    k = int(probs.argmax())
+                    colour = "black"
+                    if roles is not None:
+                        phase_class, amplitude_class = (int(predicted[label][role][r]) for role in roles)
+                        follows = ("amplitude" if k == amplitude_class else "phase" if k == phase_class
+                                   else "neither")
+                        colour = FOLLOWS[follows][0]
+                    lines.append((f"{'Std' if label == 'Standard' else label}: {classes[k]} {100 * probs[k]:.0f}%",
+                                  colour))
+                for line, (text, colour) in enumerate(lines):
+                    ax.text(0.5, -0.04 - 0.13 * line, text, transform=ax.transAxes, ha="center", va="top",
+                            fontsize=9, color=colour)
+        fig.text(0.265 + 0.49 * p, 1.0, panel, ha="center", fontsize=11, weight="bold")
+    handles = [plt.Line2D([], [], color=colour, marker="s", linestyle="", label=f"prediction {text}")
+               for colour, text in FOLLOWS.values()]
+    fig.legend(handles=handles, loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.035), frameon=False, fontsize=10)
+    fig.suptitle(f"Figures 2/3: amplitude spectra swapped. Predictions of {m.arch} Standard and APR-SP "
+                 f"({training_budget(profile, m.runs['Standard'][0])}, {dataset_name(profile)})", y=1.05, fontsize=12)
+    fig.tight_layout(h_pad=4.2)
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    stats = m.stats.set_index(["model", "pairs"])
+    test = stats.loc[("Standard", PAIR_LABELS["test"])]
+    direction = ("as in the paper's Figures 2 and 3" if test["follows_amplitude"] > test["follows_phase"] else
+                 "the opposite of the paper's Figures 2 and 3, where the CNN follows the amplitude image")
+    finding = (f"After the swap, Standard's prediction follows the amplitude image in {number(test['follows_amplitude'])}% "
+               f"of {round(test['compared']):,} random test pairs and the phase image in {number(test['follows_phase'])}% "
+               f"(means over {test['seeds']} seeds): {direction}.")
+    budget = training_budget(profile, m.runs["Standard"][0])
+    details = (f"Figures 2 and 3 on {dataset_name(profile)}: each row gives image 1 the amplitude "
+               f"spectrum of image 2 and the reverse (Eq. 5, {m.mode} DFT, clipped to [0, 1]); under each image the "
+               f"true label and the predictions of {m.arch} Standard and APR-SP ({budget}), coloured on the "
+               "swapped images by whether the prediction takes the class the model gives the amplitude image "
+               "(orange) or the phase image (green). The rows are drawn at random, not picked. OOD images: "
+               f"{m.ood.source}.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

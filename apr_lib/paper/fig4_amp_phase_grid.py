@@ -21,7 +21,8 @@ import torch
 from apr_lib.models import config_bands
 from apr_lib.paper import evidence
 from apr_lib.paper.paper_results import paper_fig4
-from apr_lib.paper.report import DATASET_NAMES, Condition, Table, claim, describe_runs, load_metrics, unmeasured
+from apr_lib.paper.report import (Condition, Table, claim, dataset_name, describe_runs, figure_text, load_metrics,
+                                  number, training_budget, unmeasured)
 from apr_lib.spectral import BANDS, band_recombine
 from apr_lib.study.config import Profile, RunSpec, run_config, table_runs
 from apr_lib.uncertainty import Estimate, combine, interval
@@ -60,26 +61,51 @@ def caption(profile: Profile) -> str:
             "+-1 so that the image stays real), means over seeds. "
             f"Ours (`ours`): {describe_runs(profile, runs)} Bands: {bands} (our choice: the paper gives no radii); "
             "the recombined images are not clipped. "
-            + (f"{missing} of the 16 cells are not among this profile's runs (nan). " if missing else "")
+            + (f"{missing} of the 16 cells are not among this profile's runs (blank). " if missing else "")
             + "Paper (`paper`): CIFAR-10, ResNet-18, from params/paper_results.yaml (fig4).")
 
 
 def figure(profile: Profile, df: pd.DataFrame):
-    """The two 4x4 grids side by side as heat maps on one colour scale: ours and the paper's."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
-    dataset = DATASET_NAMES.get(profile["dataset"], profile["dataset"])
-    for ax, column, title in ((axes[0], "ours", f"ours: {dataset}, profile {profile.name}"),
-                              (axes[1], "paper", "paper: CIFAR-10, ResNet-18")):
+    """As the paper's Figure 4: the two 4x4 grids side by side as heat maps on one colour scale, (a) ours and (b) the
+    paper's; a cell this profile does not run says so."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    runs = table_runs(profile, KEY)
+    budget = training_budget(profile, runs[-1])  # the band runs' (the first may be Table 1's full-spectrum run)
+    for ax, column, title in ((axes[0], "ours", f"(a) ours: {dataset_name(profile)}, {runs[0].arch}, {budget}"),
+                              (axes[1], "paper", "(b) paper: CIFAR-10, ResNet-18")):
         values = df.pivot(index="amplitude", columns="phase", values=column).loc[list(BANDS), list(BANDS)].to_numpy()
         image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100)
         for (i, j), v in np.ndenumerate(values):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="white" if v < 60 else "black", fontsize=9)
+            ax.text(j, i, number(v) if np.isfinite(v) else "not run", ha="center", va="center", fontsize=10,
+                    color="black" if np.isfinite(v) and v >= 60 else ("white" if np.isfinite(v) else "grey"))
         ax.set_xticks(range(4), [_tex("P", b) for b in BANDS])
         ax.set_yticks(range(4), [_tex("A", b) for b in BANDS])
-        ax.set_xlabel("phase band"); ax.set_ylabel("amplitude band"); ax.set_title(title, fontsize=10)
+        ax.set_xlabel("phase band"); ax.set_ylabel("amplitude band"); ax.set_title(title)
     fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy %")
+    fig.suptitle("Figure 4: accuracy of a CNN trained and tested on images rebuilt from one amplitude and one phase "
+                 "band", fontsize=12)
     return fig
+
+
+def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
+    runs = table_runs(profile, KEY)
+    ours = df.dropna(subset=["ours"])
+    if len(ours) == 16:
+        (phase_range, amplitude_range), paper = (amplitude_reliance(_pivot(df, column))["whole"]
+                                                 for column in ("ours", "paper"))
+        finding = (f"With the full amplitude, accuracy moves {number(phase_range)} points across the phase bands; with "
+                   f"the full phase, {number(amplitude_range)} points across the amplitude bands (the paper: "
+                   f"{number(paper[0])} vs {number(paper[1])}, read as the CNN relying more on the amplitude).")
+    else:
+        finding = f"Only {len(ours)} of the grid's 16 cells are run on this profile, beside the paper's grid."
+    details = (f"Figure 4 on {dataset_name(profile)}: test accuracy of one {runs[0].arch} per "
+               "(amplitude band, phase "
+               f"band), trained ({training_budget(profile, runs[-1])}) and tested on images rebuilt from those bands "
+               f"(radii {profile['bands']['radii']} DFT bins, our choice; zeros of the spectrum become 1, the paper's "
+               f"z-hat rule), beside the paper's grid (CIFAR-10, ResNet-18). {len(ours)} of the 16 cells "
+               "are run here" + ("" if len(ours) == 16 else "; the others say \"not run\"") + ". The claims below "
+               "compare how far accuracy moves along a row and along a column, as the paper reads its grid.")
+    return figure_text(finding, details)
 
 
 def _pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:

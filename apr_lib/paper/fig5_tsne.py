@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import DATASETS, load_split
 from apr_lib.ood import OODSet, load_ood_set, ood_sets
-from apr_lib.paper.report import Condition, Table, claim, describe_setting
+from apr_lib.paper.report import Condition, Table, claim, dataset_name, describe_untrained, figure_text, number
 from apr_lib.spectral import amplitude_phase, band_mask
 from apr_lib.study.config import Profile
 from apr_lib.uncertainty import interval, mean_of
@@ -179,25 +179,48 @@ def tables(profile: Profile, m: Measured) -> dict[str, Table]:
                f"apart from their high-frequency log-amplitude spectra (radius >= {m.radius:g} of {size}x{size}), "
                f"{FOLDS}-fold cross-validated (mean, sd over folds and [`probe_low`, `probe_high`] its 95% interval over "
                f"the images); 50% = indistinguishable. OOD images: "
-               f"{m.ood.source}. {describe_setting(profile)} The paper shows t-SNE pictures only (no numbers).")
+               f"{m.ood.source}. {describe_untrained(profile, 'test images and OOD images only')} The paper shows "
+               "t-SNE pictures only (no numbers).")
     return {"fig5_separability": Table(m.table, caption)}
 
 
 def figure(profile: Profile, m: Measured):
-    """t-SNE of each of the two comparisons, titled with the probe's accuracy."""
+    """As the paper's Figure 5: t-SNE of the high-frequency amplitude spectra, (a) clean test images (red) beside
+    their Gaussian-noise versions (grey), (b) test images (red) beside OOD images (grey); each titled with the linear
+    probe's accuracy at telling the two sets apart."""
     accuracy = m.table.set_index("comparison")["probe_accuracy"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    dataset = dataset_name(profile)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
     for ax, (name, (first, second)) in zip(axes, m.panels.items()):
         embedded = tsne_embedding(first, second, m.seed)
-        ax.scatter(*embedded[len(first):].T, s=4, c="grey", alpha=0.6, label=name.split(" vs ")[1])
-        ax.scatter(*embedded[:len(first)].T, s=4, c="red", alpha=0.6,
-                   label="clean" if name == m.corrupted else profile["dataset"])
-        ax.set_title(f"{name}\nlinear probe accuracy {accuracy[name]:.1f}% (chance 50%)", fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([]); ax.legend(fontsize=8, markerscale=3)
-    fig.suptitle(f"Figure 5: t-SNE of high-frequency amplitude spectra ({profile.name} profile, {m.n_images:,} images "
-                 "per set)", fontsize=10)
+        other = name.split(" vs ")[1]
+        ax.scatter(*embedded[len(first):].T, s=5, c="grey", alpha=0.6,
+                   label=other if name == m.corrupted else f"OOD: {other}")
+        ax.scatter(*embedded[:len(first)].T, s=5, c="red", alpha=0.6,
+                   label=f"{dataset} test images" + (", clean" if name == m.corrupted else ""))
+        title = name.replace(profile["dataset"], dataset)
+        ax.set_title(f"{title}\nlinear probe accuracy {number(accuracy[name])}% (chance 50%)")
+        ax.set_xticks([]); ax.set_yticks([])
+        ax.legend(markerscale=3, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, frameon=False)
+    fig.suptitle(f"Figure 5: t-SNE of high-frequency amplitude spectra ({dataset}, {m.n_images:,} images per set; "
+                 "nothing trained)", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    accuracy = m.table.set_index("comparison")["probe_accuracy"]
+    finding = (f"A linear probe tells clean from noisy high-frequency spectra apart {number(accuracy[m.corrupted])}% of "
+               f"the time and test from OOD images {number(accuracy[m.ood_name])}% (chance: "
+               f"{number(accuracy[m.control])}%); the paper reads (a) as separable and (b) as not.")
+    details = (f"Figure 5 on {dataset_name(profile)} (nothing is trained): t-SNE of log(1 + |DFT|) "
+               "at radius >= "
+               f"{m.radius:g} DFT bins of {m.n_images:,} test images, red, beside (a) their Gaussian-noise versions "
+               f"(severity {m.noise_severity}) and (b) {m.n_images:,} OOD images ({m.ood.source}), grey, as the "
+               "paper's colours. A t-SNE picture shows clusters, not separability, so each panel gives a linear "
+               "probe's cross-validated accuracy at telling the two sets apart; two sets of test images give its "
+               "chance level.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:

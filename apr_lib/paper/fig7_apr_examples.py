@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from apr_lib.augment import APRP, APRS
+from apr_lib.augment.apr import to_uint8_levels
+from apr_lib.augment.ops import OPS, apply_op, sample_level
 from apr_lib.data import load_split
-from apr_lib.paper.report import Condition, claim
+from apr_lib.paper.report import Condition, claim, dataset_name, figure_text
 from apr_lib.spectral import swap_amplitude
 from apr_lib.study.config import Profile
 from apr_lib.uncertainty import interval, mean_of
@@ -85,28 +87,83 @@ def summary(profile: Profile, m: Measured) -> str:
             f"with {OTHER_OVERFLOW[own]!r}: {m.rms_s[OTHER_OVERFLOW[own]].mean():.2f}")
 
 
+def aprs_views(profile: Profile, x: torch.Tensor, seed: int) -> dict[str, object]:
+    """Eq. (6) drawn step by step on images x (B, C, H, W) in [0, 1]: each image's single-operation view S(x) and
+    distracter view S~(x) (one AugMix op each, at the profile's `apr.s_severity`; S~ applied to S(x) where
+    `apr.s_distracter` is "nested", as released, else to x), and the recombination iDFT(A_S~ exp(i P_S)) stored as
+    uint8 levels with clipping and with the released wrap-around. The names of the ops are returned too, so the
+    figure can say why a row barely changes (a translation keeps the amplitude spectrum)."""
+    apr, generator = profile["apr"], torch.Generator().manual_seed(seed)
+    width = x.shape[-1]
+
+    def one_op(images: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        names = [OPS[k] for k in torch.randint(len(OPS), (len(images),), generator=generator).tolist()]
+        out = torch.cat([apply_op(image[None], name, sample_level(name, apr["s_severity"], 1, generator,
+                                                                     image_size=width))
+                         for image, name in zip(images, names)])
+        return out, names
+
+    view, view_ops = one_op(x)
+    distracter, distracter_ops = one_op(view if apr["s_distracter"] == "nested" else x)
+    recombined = swap_amplitude(view, distracter, apr["fft_mode"])
+    return {"view": view, "view_ops": view_ops, "distracter": distracter, "distracter_ops": distracter_ops,
+            "clip": to_uint8_levels(recombined, "clip"), "wrap": to_uint8_levels(recombined, "wrap")}
+
+
 def figure(profile: Profile, m: Measured):
-    """Each row: x_i, the partner x_j whose amplitude APR-P borrows, APR-P(x_i, x_j); the single-operation view S(x_i)
-    and the APR-S image (recombined with probability 1, so that every row shows a recombination)."""
+    """As the paper's Figure 7: (a) APR-P on pairs of test images, both ways (Eq. 5); (b) APR-S on one image: its view
+    S(x), its distracter S~(x) and their recombination (Eq. 6), clipped, and as released (uint8 wrap-around)."""
     rows = m.x[:m.n_examples]
     partners = torch.roll(rows, 1, dims=0)
-    aprp_rows = swap_amplitude(rows, partners, profile["apr"]["fft_mode"])
-    # The same generator seed gives APRS the same first operation, so S(x) below is the view APR-S recombined.
-    views = _aprs(profile, 0.0, m.seed)(rows)
-    aprs_rows = _aprs(profile, 1.0, m.seed)(rows)
-    columns = [("$x_i$ (phase)", rows), ("$x_j$ (amplitude)", partners), ("APR-P$(x_i, x_j)$", aprp_rows),
-               ("$\\mathcal{S}(x_i)$", views), ("APR-S$(x_i)$", aprs_rows)]
-    fig, axes = plt.subplots(m.n_examples, len(columns), figsize=(1.6 * len(columns), 1.6 * m.n_examples),
-                             squeeze=False)
-    for col, (title, images) in enumerate(columns):
-        axes[0, col].set_title(title, fontsize=9)
+    mode = profile["apr"]["fft_mode"]
+    s = aprs_views(profile, rows, m.seed)
+    columns = [("$x_i$", rows, None), ("$x_j$", partners, None),
+               ("APR-P$(x_i, x_j)$", swap_amplitude(rows, partners, mode), None),
+               ("APR-P$(x_j, x_i)$", swap_amplitude(partners, rows, mode), None),
+               ("$x$", rows, None), ("$\\mathcal{S}(x)$", s["view"], s["view_ops"]),
+               ("$\\tilde{\\mathcal{S}}(x)$", s["distracter"], s["distracter_ops"]), ("APR-S$(x)$, clipped", s["clip"], None)]
+    columns.append(("APR-S$(x)$ as released\n(uint8 wrap-around)", s["wrap"], None))
+    fig, axes = plt.subplots(m.n_examples, len(columns), figsize=(1.75 * len(columns) + 0.4, 1.95 * m.n_examples + 0.9),
+                             squeeze=False, gridspec_kw={"wspace": 0.08, "hspace": 0.35})
+    for col, (title, images, ops) in enumerate(columns):
+        axes[0, col].set_title(title, fontsize=10)
         for row in range(m.n_examples):
-            image = images[row].clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
-            axes[row, col].imshow(image, cmap="gray", vmin=0, vmax=1)
-            axes[row, col].axis("off")
-    fig.suptitle(f"Figure 7: APR-P and APR-S ({profile.name} profile, {profile['dataset']} test images)", fontsize=10)
-    fig.tight_layout()
+            ax = axes[row, col]
+            ax.imshow(images[row].clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]); ax.set_yticks([])
+            if ops is not None:
+                ax.set_xlabel(ops[row].replace("_", " "), fontsize=9, labelpad=2)
+    for left, right, label in ((0, 3, "(a) APR-P: an image takes the amplitude of another (Eq. 5)"),
+                               (4, len(columns) - 1, "(b) APR-S: a view takes the amplitude of a distracter view (Eq. 6)")):
+        x0, x1 = axes[0, left].get_position().x0, axes[0, right].get_position().x1
+        fig.text((x0 + x1) / 2, axes[0, 0].get_position().y1 + 0.55 / fig.get_figheight(), label, ha="center",
+                 fontsize=11, weight="bold")
+    fig.suptitle(f"Figure 7: the two ways of Amplitude-Phase Recombination on {dataset_name(profile)} test images "
+                 f"({mode} DFT; nothing trained)", y=axes[0, 0].get_position().y1 + 1.0 / fig.get_figheight(),
+                 fontsize=12)
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    apr = profile["apr"]
+    wrap = ("; the last column stores it as the released code does, as uint8 without clipping, so values below 0 "
+            f"wrap around to white ({m.wrapped:.1%} of the pixels of recombined images)")
+    own = apr["s_overflow"]
+    rms_s, other = m.rms_s[own], OTHER_OVERFLOW[own]
+    closer = "less" if rms_s.mean() < m.rms_p.mean() else "more"
+    finding = (f"APR-S as the profile sets it ({own}) changes an image {closer} than APR-P (RMS pixel difference "
+               f"{rms_s.mean():.3f} vs {m.rms_p.mean():.3f} over {len(m.x):,} test images; {m.rms_s[other].mean():.3f} "
+               f"with {other}); the paper says APR-S changes images less.")
+    details = (f"Figure 7 on {dataset_name(profile)} test images (drawn at random; nothing is "
+               "trained). (a) APR-P: each "
+               "image keeps its phase and takes the amplitude of the next row's image, both ways (shown clipped to "
+               "[0, 1]). (b) APR-S: one AugMix operation gives S(x) and a second one the distracter S~(x) (the ops are "
+               f"named under the images; severity {apr['s_severity']}, distracter {apr['s_distracter']}); APR-S(x) "
+               "keeps the phase of S(x) and takes the amplitude of S~(x), stored as uint8 with clipping" + wrap + ". "
+               "The released APR-S takes the phase from either view at random and recombines with probability "
+               f"{apr['s_swap_prob']}; a translation changes the phase only, so a row whose distracter is one shows "
+               "almost no change.")
+    return figure_text(finding, details)
 
 
 def distance_histogram(m: Measured):

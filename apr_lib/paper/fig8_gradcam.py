@@ -1,9 +1,9 @@
 """Figure 8 (section 5.2): Grad-CAM of Standard and APR-SP on fogged test images, and how much of each map stays on
 the object and like the clean image's map (apr_lib.gradcam).
 
-`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture, every seed), fogs
-`n_measure` test images at `severity` (apr_lib.corruptions) and computes every model's maps on the clean and the
-fogged images. A map that is zero everywhere (Grad-CAM's ReLU removed all of it) points nowhere: it counts as a
+`measure` loads the profile's trained Standard and APR-SP models (its first Table 1 architecture, every seed; from
+runs/ or their published copies, apr_lib.paper.weights), fogs `n_measure` test images at `severity`
+(apr_lib.corruptions) and computes every model's maps on the clean and the fogged images. A map that is zero everywhere (Grad-CAM's ReLU removed all of it) points nowhere: it counts as a
 uniform map (its share on the object is the object's share of the image) and as uncorrelated with the clean map
 (correlation 0), so that no image drops out of a model's mean. The figure shows the first seed's maps.
 """
@@ -15,18 +15,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
 
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import load_split
 from apr_lib.gradcam import OBJECT_ON_BLACK, cams_clean_and_corrupted, object_masks
-from apr_lib.paper.explorer import MODELS
-from apr_lib.paper.fig2_amplitude_swap import model_runs_all_seeds
-from apr_lib.paper.report import Condition, claim, compare, unmeasured
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.paper.fig2_amplitude_swap import load_seed_models
+from apr_lib.paper.report import (METHOD_LABELS, Condition, claim, compare, dataset_name, figure_text, number,
+                                  training_budget, unmeasured)
+from apr_lib.study.config import Profile, RunSpec
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs
 from apr_lib.uncertainty import Estimate, combine, difference, mean_of
 
 KEY = "fig8_gradcam"
+MODELS = tuple(METHOD_LABELS[method] for method in section(KEY).weights_of)  # Standard, APR-SP
 
 
 @dataclass
@@ -46,17 +51,16 @@ class Measured:
 
 def measure(profile: Profile, severity: int = 5, n_measure: int = 500, n_examples: int = 5,
             object_threshold: float = 0.1, seed: int = 0) -> Measured:
-    seed_runs = model_runs_all_seeds(profile)
+    seed_runs, seed_models = load_seed_models(profile, KEY)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(seed))[:n_measure]
     clean, labels = test.images[pick], test.labels[pick]
     fog = torch.from_numpy(corrupt_batch(clean.permute(0, 2, 3, 1).numpy(), "fog", severity, rng=seed))
     clean, fog = clean.float() / 255, fog.permute(0, 3, 1, 2).float() / 255
     masks = object_masks(clean, object_threshold)
-    results = {label: [cams_clean_and_corrupted(load_run(run_dir(profile, run))[0], clean, fog, labels, masks,
-                                                profile["eval"]["batch_size"]) for run in runs]
-               for label, runs in seed_runs.items()}
-    first = {method: seed_runs[label][0] for method, label in MODELS.items()}
+    results = {label: [cams_clean_and_corrupted(models[label], clean, fog, labels, masks, profile["eval"]["batch_size"])
+                       for models in seed_models] for label in seed_runs}
+    first = model_runs(profile, section(KEY))
     return Measured(first, seed_runs, severity, object_threshold, n_examples, test.classes, labels, clean, fog, masks,
                     results)
 
@@ -91,29 +95,63 @@ def summary(m: Measured) -> pd.DataFrame:
 
 
 def figure(profile: Profile, m: Measured):
-    """Rows: the first measured images; columns: clean, fog, each model's map under fog, each model's clean map."""
+    """As the paper's Figure 8: rows, the first measured images; columns (a) the image, (b) in fog, (c, d) each model's
+    Grad-CAM on the fogged image, then (e, f) on the clean image for reference. Each map over the image, scaled to its
+    own maximum (magma, colour bar), the object outlined; under each map whether the model classifies that image
+    correctly; a map that is zero everywhere says so."""
     n = m.n_examples
-    labels_text = [m.classes[i] for i in m.labels[:n]]
-    columns = [("(a) original", m.clean, None), ("(b) fog", m.fog, None)]
-    columns += [(f"({letter}) {label}, fog", m.fog, m.results[label][0]["cam_corrupted"])
-                for letter, label in zip("cd", m.results)]
-    columns += [(f"{label}, clean", m.clean, m.results[label][0]["cam_clean"]) for label in m.results]
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.7 * len(columns), 1.7 * n), squeeze=False)
-    for col, (title, images, cams) in enumerate(columns):
-        axes[0, col].set_title(title, fontsize=8)
+    first = {label: m.results[label][0] for label in MODELS}  # the first seed's maps
+    columns = [("(a) original", m.clean, None, None), ("(b) fog", m.fog, None, None)]
+    columns += [(f"({letter}) {label}, fog", m.fog, first[label]["cam_corrupted"], first[label]["correct_corrupted"])
+                for letter, label in zip("cd", MODELS)]
+    columns += [(f"({letter}) {label}, clean", m.clean, first[label]["cam_clean"], first[label]["correct_clean"])
+                for letter, label in zip("ef", MODELS)]
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.1 * len(columns) + 0.8, 2.25 * n + 0.8), squeeze=False)
+    for col, (title, images, cams, correct) in enumerate(columns):
+        axes[0, col].set_title(title, fontsize=10)
         for row in range(n):
             ax = axes[row, col]
             ax.imshow(images[row].permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
-            if cams is not None:
-                ax.imshow(cams[row] / cams[row].max().clamp(min=1e-12), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-                ax.contour(m.masks[row], levels=[0.5], colors="lime", linewidths=0.6)
             ax.set_xticks([]); ax.set_yticks([])
-        for row in range(n):
-            axes[row, 0].set_ylabel(labels_text[row], fontsize=8)
-    fig.suptitle(f"Figure 8: Grad-CAM of the true class, fog severity {m.severity} ({profile.name} profile, "
-                 f"{profile['dataset']})", fontsize=10)
-    fig.tight_layout()
+            if cams is None:
+                continue
+            peak = float(cams[row].max())
+            if peak > 0:
+                ax.imshow(cams[row] / peak, cmap="magma", alpha=0.6, vmin=0, vmax=1)
+            else:
+                ax.text(0.5, 0.5, "map zero\neverywhere", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.6, "linewidth": 0})
+            ax.contour(m.masks[row], levels=[0.5], colors="cyan", linewidths=1.0)
+            ax.set_xlabel("correct" if bool(correct[row]) else "misclassified", fontsize=9, labelpad=2)
+    for row in range(n):
+        axes[row, 0].set_ylabel(m.classes[m.labels[row]], fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 0.93, 0.95))
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), ax=axes, fraction=0.02, pad=0.01)
+    bar.set_label("Grad-CAM of the true class / the map's maximum")
+    fig.legend(handles=[Line2D([], [], color="cyan", label="object outline (clean pixels > "
+                                                           f"{m.object_threshold:g} and the holes they enclose)")],
+               loc="lower center", frameon=False)
+    run = m.runs["standard"]
+    fig.suptitle(f"Figure 8: Grad-CAM under fog of severity {m.severity}, {run.arch} Standard and APR-SP "
+                 f"({training_budget(profile, run)}, {dataset_name(profile)})", fontsize=12)
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    table = summary(m)
+    standard, apr_sp = (table.loc[label] for label in MODELS)
+    finding = (f"Under fog, {number(standard['on_object_fog'], 3)} of Standard's Grad-CAM map lies on the object and "
+               f"{number(apr_sp['on_object_fog'], 3)} of APR-SP's ({float(m.masks.float().mean()):.3f} for a map spread "
+               "evenly); the paper shows APR-SP keeping its focus on the object.")
+    details = (f"Figure 8 on {dataset_name(profile)}: Grad-CAM of the true class at the last "
+               "convolutional block of "
+               f"{m.runs['standard'].arch} Standard and APR-SP ({training_budget(profile, m.runs['standard'])}), on "
+               f"test images in fog of severity {m.severity} (c, d) and clean (e, f); the rows are the first of "
+               f"{len(m.labels)} measured images, not picked. "
+               f"Means over {int(standard['seeds'])} seeds; per seed, {standard['zero_maps_fog']:.0f} of Standard's and "
+               f"{apr_sp['zero_maps_fog']:.0f} of APR-SP's fog maps are zero everywhere (no evidence for the true "
+               "class) and count as spread evenly. The paper shows ImageNet images with a ResNet-50.")
+    return figure_text(finding, details)
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
@@ -123,7 +161,7 @@ def claims(profile: Profile, m: Measured) -> list[dict]:
     text = ("APR-SP still is able to focus on the parts of the target object even in a heavy fog (more than the "
             "baseline).")
     source, paper = "Figure 8 (section 5.2)", "qualitative (shown, not measured)"
-    standard, apr_sp = MODELS.values()
+    standard, apr_sp = MODELS
     if profile["dataset"] not in OBJECT_ON_BLACK:
         return [unmeasured(text, source, "paper", "share of the Grad-CAM mass on the object", paper, "not comparable",
                            f"{profile['dataset']} images have no black background to find the object by")]

@@ -17,14 +17,15 @@ import torch
 from apr_lib.data import load_split
 from apr_lib.fourier_sensitivity import (band_error, centred_radius, fourier_basis, fourier_errors, fourier_heatmap,
                                          random_signs)
-from apr_lib.paper.explorer import MODELS
-from apr_lib.paper.fig2_amplitude_swap import model_runs_all_seeds
-from apr_lib.paper.report import claim, compare
-from apr_lib.runs import load_run
-from apr_lib.study.config import Profile, RunSpec, run_dir
+from apr_lib.paper.fig2_amplitude_swap import load_seed_models
+from apr_lib.paper.report import METHOD_LABELS, claim, compare, dataset_name, figure_text, number, training_budget
+from apr_lib.study.config import Profile, RunSpec
+from apr_lib.study.sections import section
+from apr_lib.study.targets import model_runs
 from apr_lib.uncertainty import mean_of
 
 KEY = "fourier_heatmap"
+MODELS = tuple(METHOD_LABELS[method] for method in section(KEY).weights_of)  # Standard, APR-SP
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Measured:
 def measure(profile: Profile, split: float = 0.5, seed: int = 0) -> Measured:
     """`split`: high frequencies are those at radius >= split x the Nyquist frequency (half the image side)."""
     settings = profile["fourier_heatmap"]
-    seed_runs = model_runs_all_seeds(profile)
+    seed_runs, seed_models = load_seed_models(profile, KEY)
     test = load_split(profile["dataset"], profile["data_root"], train=False)
     pick = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(seed))[:settings["n_images"]]
     images, labels = test.images[pick].float() / 255, test.labels[pick]
@@ -54,8 +55,8 @@ def measure(profile: Profile, split: float = 0.5, seed: int = 0) -> Measured:
     heatmaps, clean_error, high_error = {}, {}, {}
     for label, runs in seed_runs.items():
         maps, clean, per_image = [], [], []
-        for k, run in enumerate(runs):
-            model = load_run(run_dir(profile, run))[0]
+        for run, models in zip(runs, seed_models):
+            model = models[label]
             wrong = fourier_errors(model, images, labels, settings["eps"], signs, profile["eval"]["batch_size"],
                                    desc=f"{label}, seed {run.seed}")
             maps.append(fourier_heatmap(wrong))
@@ -66,31 +67,52 @@ def measure(profile: Profile, split: float = 0.5, seed: int = 0) -> Measured:
         heatmaps[label], clean_error[label] = torch.stack(maps).mean(0), float(np.mean(clean))
         high_error[label] = np.stack(per_image)
     bands = {label: band_error(heatmap, split_radius) for label, heatmap in heatmaps.items()}
-    first = {method: seed_runs[label][0] for method, label in MODELS.items()}
+    first = model_runs(profile, section(KEY))
     return Measured(first, seed_runs, images, settings["eps"], split_radius, heatmaps, clean_error, bands, high_error)
 
 
 def figure(profile: Profile, m: Measured):
-    """Both heat maps on one colour scale and their difference (APR-SP minus Standard); the dashed circle separates
-    low from high frequencies."""
+    """(a, b) Each model's heat map on one colour scale (viridis) and (c) their difference (APR-SP minus Standard, a
+    diverging map centred on 0); the dashed circle separates low from high frequencies."""
     n, _, height, width = m.images.shape
     extent = (-width // 2 - 0.5, width - width // 2 - 0.5, height - height // 2 - 0.5, -height // 2 - 0.5)
     top = max(float(h.max()) for h in m.heatmaps.values())
     difference = difference_map(m)
     span = float(difference.abs().max()) or 1.0
-    panels = [(f"{label}: error %", m.heatmaps[label], "viridis", 0, top) for label in MODELS.values()]
-    panels.append(("APR-SP - Standard (points of %)", difference, "RdBu_r", -span, span))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for ax, (title, values, cmap, low, high) in zip(axes, panels):
+    panels = [(f"({letter}) {label}", m.heatmaps[label], "viridis", 0, top, "test error %")
+              for letter, label in zip("ab", MODELS)]
+    panels.append(("(c) APR-SP minus Standard", difference, "RdBu_r", -span, span,
+                   "difference, points of %\n(blue: APR-SP errs less)"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
+    for ax, (title, values, cmap, low, high, label) in zip(axes, panels):
         shown = ax.imshow(values, cmap=cmap, vmin=low, vmax=high, extent=extent)
         ax.add_patch(plt.Circle((0, 0), m.split_radius, fill=False, linestyle="--",
                                 color="white" if cmap == "viridis" else "black"))
-        ax.set_title(title, fontsize=9); ax.set_xlabel("v"); ax.set_ylabel("u")
-        fig.colorbar(shown, ax=ax, fraction=0.046)
-    fig.suptitle(f"Fourier heat map: error under x + {m.eps:g} r U(u,v) ({profile.name} profile, {profile['dataset']}, "
-                 f"{n} test images)", fontsize=10)
+        ax.set_title(title); ax.set_xlabel("v, horizontal frequency"); ax.set_ylabel("u, vertical frequency")
+        fig.colorbar(shown, ax=ax, fraction=0.046, label=label)
+    run = m.runs["standard"]
+    fig.suptitle(f"Fourier heat map: test error under x + {m.eps:g} r U(u, v), {run.arch} Standard and APR-SP "
+                 f"({training_budget(profile, run)}, {dataset_name(profile)}, {n} test images)", fontsize=12)
     fig.tight_layout()
     return fig
+
+
+def figure_caption(profile: Profile, m: Measured) -> str:
+    table = summary(m)
+    run = m.runs["standard"]
+    high = {label: number(table.loc[label, "high_frequency_error"]) for label in MODELS}
+    finding = (f"Under a single high-frequency Fourier perturbation Standard errs on {high['Standard']}% of the test "
+               f"images and APR-SP on {high['APR-SP']}% (beyond the paper, which argues APR moves a CNN off the "
+               "high-frequency amplitude).")
+    details = (f"Fourier heat map (beyond the paper; Yin et al. 2019) on {dataset_name(profile)}: "
+               "the test error of "
+               f"{run.arch} Standard (a) and APR-SP (b) ({training_budget(profile, run)}) when one Fourier basis image "
+               f"of L2 norm {m.eps:g} and random sign is added to each of {len(m.images)} test images, at each frequency "
+               "(u, v) of the centred spectrum (zero frequency in the middle), and (c) APR-SP minus Standard. The high "
+               f"frequencies lie outside the dashed circle (radius >= {m.split_radius:g} bins). Means over "
+               f"{len(m.seed_runs[MODELS[0]])} seeds per model; clean error: "
+               + " and ".join(f"{number(table.loc[label, 'clean_error'])}% for {label}" for label in MODELS) + ".")
+    return figure_text(finding, details)
 
 
 def perturbation_examples(m: Measured):
@@ -112,7 +134,7 @@ def perturbation_examples(m: Measured):
 
 def difference_map(m: Measured) -> torch.Tensor:
     """APR-SP's heat map minus Standard's (negative where APR-SP errs less)."""
-    standard, apr_sp = (m.heatmaps[label] for label in MODELS.values())
+    standard, apr_sp = (m.heatmaps[label] for label in MODELS)
     return apr_sp - standard
 
 
@@ -121,11 +143,11 @@ def summary(m: Measured) -> pd.DataFrame:
     return pd.DataFrame([{"model": label, "clean_error": m.clean_error[label],
                           "low_frequency_error": m.bands[label]["low"], "high_frequency_error": m.bands[label]["high"],
                           "mean_error": float(m.heatmaps[label].mean())}
-                         for label in MODELS.values()]).set_index("model")
+                         for label in MODELS]).set_index("model")
 
 
 def claims(profile: Profile, m: Measured) -> list[dict]:
-    standard, apr_sp = MODELS.values()
+    standard, apr_sp = MODELS
     seeds = len(m.seed_runs[apr_sp])
     fewer_errors = float((difference_map(m) < 0).float().mean())
     condition = compare(f"mean test error % under single Fourier-basis perturbations at radius >= {m.split_radius:g} "

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -28,7 +30,7 @@ def merge_claims(profile: Profile) -> pd.DataFrame:
     write_text(md_path, f"Claims checked by this run. {describe_setting(profile)}\n\n{by_kind}\n\n{VERDICT_RULE} "
                "Only the paper's claims are counted in the headline; a claim re-measured on the runs of another "
                "(`counted`: no) is counted there.\n\n"
-               f"{df.to_markdown(index=False)}\n")
+               f"{markdown(df)}\n")
     return df
 
 
@@ -66,35 +68,98 @@ def count_sentence(df: pd.DataFrame) -> str:
     return f"{len(df)} claim{'s' if len(df) != 1 else ''}: " + (", ".join(parts) if parts else "none")
 
 
-def write_index(profile: Profile) -> str:
-    """index.md: every table and figure in the paper's order, ours beside the paper's, with the claims."""
-    out = profile.outputs
-    lines = [f"# APR companion: results of profile `{profile.name}`", "",
-             describe_setting(profile), "",
-             "Every number below comes from a run of this profile; the paper's numbers come from "
-             "`params/paper_results.yaml`. Regenerate with `snakemake --cores 4 all"
-             + ("" if profile.name == "default" else f" --config profile={profile.name}") + "`.", ""]
+MAX_INLINE_ROWS = 25  # longer tables are linked, not shown on the page
+SUMMARY_LEFT_OUT = ("section", "source", "note")  # claim columns the page leaves to tables/claims.md
+
+
+def escape_pipes(text: str) -> str:
+    return text.replace("|", "\\|")  # a | inside a cell (|x|, a norm) would end the cell
+
+
+def markdown(df: pd.DataFrame) -> str:
+    return df.map(lambda v: escape_pipes(v) if isinstance(v, str) else v).to_markdown(index=False)
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def headline_claim(claims: pd.DataFrame) -> pd.Series:
+    """The claim a section's summary row shows: its first claim of the paper's own, else its first."""
+    papers = claims[claims["kind"] == "paper"]
+    return (papers if len(papers) else claims).iloc[0]
+
+
+def heading(s) -> str:
+    return f"{s.paper}: {s.title}"
+
+
+def summary_rows(profile: Profile, claims: pd.DataFrame) -> list[str]:
+    """One row per section: a link to it, its headline claim's measure with ours and the paper's number, and how many
+    of its claims hold, fail, ...; then the count over every claim."""
+    rows = ["| section | measured (the section's first claim of the paper) | ours | paper | verdicts |",
+            "| --- | --- | --- | --- | --- |"]
     for s in profile_sections(profile):
-        lines += [f"## {s.paper}: {s.title}", "", s.summary, ""]
-        for table in s.tables:
-            lines += [(out / "tables" / f"{table}.md").read_text(encoding="utf-8").strip(), "",
-                      f"Files: [csv](tables/{table}.csv), [md](tables/{table}.md), [tex](tables/{table}.tex)", ""]
+        own = claims[claims["section"] == s.key]
+        label = f"[{s.paper.split(' (')[0]}: {s.title}](#{anchor(heading(s))})"
+        if own.empty:
+            rows.append(f"| {label} | | | | no claims |")
+            continue
+        first = headline_claim(own)
+        cells = [escape_pipes(str(first[c])) for c in ("measure", "ours", "paper")]
+        rows.append(f"| {label} | {' | '.join(cells)} | {', '.join(part for _, part in verdict_parts(own))} |")
+    claims_md = os.path.relpath(claims_table(profile)[1], profile.outputs)
+    return rows + ["", f"The paper's claims, each counted once: **{count_sentence(counted(claims))}**; every claim "
+                       f"checked, with this project's own and the released code's: [all claims]({claims_md})."]
+
+
+def table_block(out: Path, table: str) -> list[str]:
+    """A table as the page shows it: caption and rows, or caption and links where it is long."""
+    files = f"[csv](tables/{table}.csv), [md](tables/{table}.md), [tex](tables/{table}.tex)"
+    rows = len(pd.read_csv(out / "tables" / f"{table}.csv"))
+    if rows <= MAX_INLINE_ROWS:
+        return [(out / "tables" / f"{table}.md").read_text(encoding="utf-8").strip(), "", f"Files: {files}", ""]
+    caption = (out / "tables" / f"{table}.md").read_text(encoding="utf-8").split("\n\n")[0]
+    return [caption, "", f"{rows} rows, not shown here: {files}", ""]
+
+
+def write_index(profile: Profile) -> str:
+    """index.md: a summary of every section (ours vs the paper's, verdicts), contents, then every table and figure in
+    the paper's order, ours beside the paper's, with each figure's caption and the claims."""
+    out = profile.outputs
+    sections = profile_sections(profile)
+    claims = pd.read_csv(claims_table(profile)[0], keep_default_na=False)
+    lines = [f"# APR companion: results of profile `{profile.name}`", "",
+             describe_setting(profile) + " Each section states its own budget below. Every number comes from a run "
+             "of this profile; the paper's numbers come from `params/paper_results.yaml`. Regenerate with "
+             "`snakemake --cores 4 all" + ("" if profile.name == "default" else f" --config profile={profile.name}")
+             + "`.", "", "## Summary", "", *summary_rows(profile, claims), "", "## Contents", ""]
+    lines += [f"{n}. [{heading(s)}](#{anchor(heading(s))})" for n, s in enumerate(sections, start=1)]
+    lines += ["", "Then: [All claims](#all-claims), [How this run was made](#how-this-run-was-made).", ""]
+    for s in sections:
+        lines += [f"## {heading(s)}", "", s.summary, ""]
         for figure in s.figures:
-            lines += [f"![{s.paper}](figures/{figure}.png)", "",
-                      f"Files: [png](figures/{figure}.png), [pdf](figures/{figure}.pdf)", ""]
-        claims = pd.read_csv(out / "claims" / f"{s.key}.csv", keep_default_na=False)
-        if len(claims):
+            caption = " ".join((out / "figures" / f"{figure}.md").read_text(encoding="utf-8").split())
+            lines += [f"![{s.paper}: {s.title}](figures/{figure}.png)", "", f"*{caption}*", "",
+                      f"Files: [png](figures/{figure}.png), [pdf](figures/{figure}.pdf), "
+                      f"[caption](figures/{figure}.md)", ""]
+        for table in s.tables:
+            lines += table_block(out, table)
+        own = claims[claims["section"] == s.key]
+        if len(own):
+            shown = [c for c in own.columns if c not in SUMMARY_LEFT_OUT]
             lines += ["Claims checked (difference and 95% interval over seeds and test images; "
-                      "[how verdicts are given](tables/claims.md)):", "",
-                      claims[["claim", "kind", "measure", "ours", "paper", "difference", "low", "high",
-                              "verdict"]].to_markdown(index=False), ""]
+                      "[how verdicts are given](tables/claims.md)):", "", markdown(own[shown]), ""]
         lines += [f"Notebook: [notebooks/{s.notebook}.ipynb](notebooks/{s.notebook}.ipynb); "
                   f"claim checks: [claims/{s.key}.csv](claims/{s.key}.csv)", ""]
     claims_csv, claims_md = (os.path.relpath(path, out) for path in claims_table(profile))
     lines += ["## All claims", "", f"See [{claims_md}]({claims_md}) ([csv]({claims_csv})).", "",
               "## How this run was made", "",
-              "The commit, profile, package versions, device, cores and wall time per job, per rule and in total: "
-              "[manifest.json](manifest.json), written by the DAG's last rule, after this page.", ""]
+              "The commit, profile, package versions, device, cores and wall time per job, per rule and in total, and "
+              "the checksums of the published weights (`weights/`, which the notebooks and the explorer load where "
+              "runs/ does not hold the runs): [manifest.json](manifest.json), written by the DAG's last rule, after "
+              "this page.", ""]
     text = "\n".join(lines)
     write_text(index_page(profile), text)
     return text

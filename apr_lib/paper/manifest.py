@@ -1,4 +1,5 @@
-"""outputs/<profile>/manifest.json (what produced the outputs and how long it took) and README.md's generated headline.
+"""outputs/<profile>/manifest.json (what produced the outputs, how long it took, and the checksums of the published
+weights) and README.md's generated headline.
 
 Wall time comes from Snakemake's benchmark files, runs/<profile>/benchmarks/<rule>[/<job>].tsv, one per job, with
 the job's wall seconds (`s`). Snakemake writes a job's file when the job ends, so the file's modification time is
@@ -28,15 +29,15 @@ from pathlib import Path
 import pandas as pd
 
 from apr_lib.errors import UserError
-from apr_lib.files import read_json, write_json, write_text
-from apr_lib.layout import PROVENANCE, corruption_set
+from apr_lib.files import read_json, sha256, write_json, write_text
+from apr_lib.layout import CONFIG, PROVENANCE, WEIGHTS, corruption_set
 from apr_lib.names import config_digest
 from apr_lib.paper.index import counted, verdict_parts
 from apr_lib.paper.report import DATASET_NAMES, KINDS, describe_setting
-from apr_lib.study.config import Profile, table_runs
+from apr_lib.study.config import Profile, published_dir, table_runs
 from apr_lib.study.jobs import suite_inputs
 from apr_lib.study.sections import SECTIONS, section
-from apr_lib.study.targets import claims_table, index_page, section_metrics
+from apr_lib.study.targets import claims_table, index_page, published_runs, section_metrics
 
 PACKAGES = ("torch", "torchvision", "snakemake", "papermill", "numpy", "scikit-learn", "pyautoattack",
             "apr-companion")
@@ -194,6 +195,21 @@ def wall_time(profile: Profile) -> dict:
     }
 
 
+def published_weights_record(profile: Profile) -> dict:
+    """{run: {file: {sha256, bytes}}} of every published run's weights and config (outputs/<profile>/weights/), which
+    apr_lib.paper.weights checks before it loads a published copy."""
+    record = {}
+    for run in published_runs(profile):
+        folder = published_dir(profile, run)
+        missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"{folder} lacks {', '.join(missing)}: run `snakemake --cores 4 all --config "
+                            f"profile={profile.name}` (its publish_weights rule copies them from runs/)")
+        record[run.name] = {name: {"sha256": sha256(folder / name), "bytes": (folder / name).stat().st_size}
+                            for name in (WEIGHTS, CONFIG)}
+    return record
+
+
 def write_manifest(profile: Profile, snakemake_run: dict | None) -> dict:
     """`snakemake_run`: execution()'s record, or None where `apr report manifest` ran outside Snakemake."""
     snakemake_run = snakemake_run or {"executor": None, "cores": None, "note": "not written by a Snakemake run"}
@@ -206,6 +222,7 @@ def write_manifest(profile: Profile, snakemake_run: dict | None) -> dict:
         "cores": snakemake_run["cores"],
         "execution": {key: value for key, value in snakemake_run.items() if key != "cores"},
         "wall_time": wall_time(profile),
+        "weights": published_weights_record(profile),
         "written": _iso(time.time()),
     }
     write_json(manifest_file(profile), manifest)
@@ -300,8 +317,12 @@ def headline(profile: Profile) -> str:
         figure = out / "figures" / f"{section(key).figures[0]}.png"
         if figure.exists():
             lines += ["", f"![{section(key).paper}: {section(key).title}]({figure})"]
+            caption = figure.with_suffix(".md")  # its first line: what the figure finds, beside it
+            if caption.exists():
+                finding = caption.read_text(encoding="utf-8").splitlines()[0]
+                lines += ["", f"*{finding}* ([caption]({caption}))"]
     lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
-              "`snakemake --cores 4 all --config profile=cifar` (see [Profiles](#profiles)).", README_END]
+              "`snakemake --cores 4 all --config profile=cifar` (see [docs/profiles.md](docs/profiles.md)).", README_END]
     return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ Every section module (apr_lib.paper.<section key>) has one interface:
                                          the trained models and analyses (the notebook's parameters are its keywords)
     tables(profile, measured)            {table name: Table} (sections with tables)
     figure(profile, measured)            the section's figure, saved as figures/<KEY>.{png,pdf} (sections with one)
+    figure_caption(profile, measured)    its caption, saved as figures/<KEY>.md and shown beside it in the index: what
+                                         it shows, on which models and budget, and what it does not show
     claims(profile, measured)            the claim checks (`claim` rows) written to claims/<KEY>.csv
 
 Every number in a table comes from a metrics file of this run; the paper's numbers come only from
@@ -15,14 +17,20 @@ params/paper_results.yaml (apr_lib.paper.paper_results). Tables carry both, in c
 """
 from __future__ import annotations
 
+import dataclasses
 import html
+import math
+import os
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
+import matplotlib
 import pandas as pd
+from matplotlib.text import Text
 
 from apr_lib.errors import UserError
 from apr_lib.files import atomic_path, read_json, write_text
-from apr_lib.study.config import Profile, RunSpec, metrics_file, with_variant
+from apr_lib.study.config import Profile, RunSpec, find_project_root, load_profile, metrics_file, with_variant
 from apr_lib.uncertainty import Estimate, Interval, difference
 
 CLAIM_COLUMNS = ["claim", "kind", "source", "measure", "ours", "paper", "difference", "low", "high", "seeds", "verdict",
@@ -33,9 +41,28 @@ KINDS = {"paper": "the paper's claims", "beyond paper": "checks beyond the paper
          "released code": "statements of the released code or its authors",
          "identity": "identities of the method's math"}
 DATASET_NAMES = {"fmnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+SCORE_NAMES = {"msp": "maximum softmax probability", "max_logit": "maximum logit"}  # OOD scores (Table 2)
+MIN_FONT_POINTS = 9  # readable on a slide at the figure's saved size
+# Every figure of the paper layer: fonts readable on a slide, perceptual colour maps (viridis by default; magma,
+# cividis and a diverging map where a figure says so). Set on import: every section module imports this one.
+STYLE = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+         "legend.fontsize": 9, "figure.titlesize": 12, "image.cmap": "viridis", "savefig.dpi": 150}
+matplotlib.rcParams.update(STYLE)
 METHOD_LABELS = {"standard": "Standard", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix",
                  "adv": "Adv Training", "apr_p": "APR-P", "autoaugment": "AutoAugment", "augmix": "AugMix",
                  "apr_s": "APR-S", "apr_sp": "APR-SP"}
+
+
+def notebook_profile(profile: str, write_reference: bool) -> Profile:
+    """A section notebook's profile, from its parameters. Works from the project root, so the paths are the same from
+    JupyterLab (cwd notebooks/) and from papermill. Unless `write_reference` (the DAG passes it), the notebook's tables,
+    figures and claims go to outputs/<profile>/scratch/, so a notebook run by hand leaves the reference run as it is."""
+    os.chdir(find_project_root())
+    loaded = dataclasses.replace(load_profile(profile), scratch=not write_reference)
+    if loaded.scratch:
+        print(f"Writing to {loaded.products}/ (git ignores it); set write_reference = True to replace the reference "
+              f"outputs under {loaded.outputs}/.")
+    return loaded
 
 
 def load_metrics(profile: Profile, run: RunSpec, suite: str) -> dict:
@@ -59,16 +86,67 @@ def describe_setting(profile: Profile) -> str:
     return _profile_sentence(profile, f"{_training(profile['train'])},", profile["seeds"])
 
 
-def describe_runs(profile: Profile, runs: list[RunSpec]) -> str:
-    """What `runs` trained on, in one sentence, with their variants' `train` overrides (describe_setting gives the
-    profile's own `train`, which variants may change) and their seeds."""
+def describe_runs(profile: Profile, runs: list[RunSpec], label=None) -> str:
+    """What `runs` trained on, in one sentence: each training setting (the profile's `train` with each run's variant
+    merged in) and, where the runs differ, which runs have which (named by `label(run)`, default the method and
+    variant), and their seeds, so that a caption states its own section's budget."""
     settings: dict[str, list[str]] = {}
     for run in runs:
         text = _training(with_variant(profile.cfg, run.variant)["train"])
-        if run.arch not in settings.setdefault(text, []):
-            settings[text].append(run.arch)
-    return _profile_sentence(profile, "; ".join(f"{', '.join(archs)} trained {text}" for text, archs in settings.items())
-                             + ";", sorted({run.seed for run in runs}))
+        name = (label(run) if label else
+                METHOD_LABELS.get(run.method, run.method) + (f" ({run.variant})" if run.variant else ""))
+        if name not in settings.setdefault(text, []):
+            settings[text].append(name)
+    archs = ", ".join(dict.fromkeys(run.arch for run in runs))
+    seeds = sorted({run.seed for run in runs})  # a table may set its own seeds
+    if len(settings) == 1:
+        return _profile_sentence(profile, f"{archs} trained {next(iter(settings))};", seeds)
+    return _profile_sentence(profile, f"{archs} trained " + "; ".join(f"{_listed(names)}: {text}"
+                                                                      for text, names in settings.items()) + ";", seeds)
+
+
+def describe_untrained(profile: Profile, what: str) -> str:
+    """The setting of a section that trains no model: the profile's dataset and what the section uses instead."""
+    return (f"Profile `{profile.name}`: {dataset_name(profile)} ({profile['description']}); nothing is trained for "
+            f"this section: {what}.")
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 4 else f"{len(names)} runs ({names[0]} ... {names[-1]})"
+
+
+def dataset_name(profile: Profile) -> str:
+    return DATASET_NAMES.get(profile["dataset"], profile["dataset"])
+
+
+def corruption_label(key: str) -> str:
+    """gaussian_noise -> Gaussian noise, jpeg_compression -> JPEG compression."""
+    return key.replace("_", " ").replace("gaussian", "Gaussian").replace("jpeg", "JPEG")
+
+
+def training_budget(profile: Profile, run: RunSpec) -> str:
+    """A run's budget for a figure title: "4 epochs on 12,000 images"."""
+    train = with_variant(profile.cfg, run.variant)["train"]
+    images = "all" if train.get("train_subset") is None else f"{train['train_subset']:,}"
+    return f"{train['epochs']} epochs on {images} images"
+
+
+def seeds_text(runs: list[RunSpec]) -> str:
+    """The seeds of the runs a plot draws, for its title."""
+    seeds = sorted({run.seed for run in runs})
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of {len(seeds)} seeds, bars: ±1 sd"
+
+
+def plot_over_seeds(ax, x, values: pd.DataFrame, label: str, **style) -> None:
+    """A line of the mean over seeds of `values` (one row per x, one column per seed) against `x`, with error bars
+    of ±1 sd and each seed as a dot where there are several seeds."""
+    mean = values.mean(axis=1)
+    if values.shape[1] > 1:
+        line = ax.errorbar(x, mean, yerr=values.std(axis=1), capsize=3, label=label, **style)
+        for column in values:
+            ax.scatter(x, values[column], s=10, alpha=0.35, color=line.lines[0].get_color(), zorder=1)
+    else:
+        ax.plot(x, mean, label=label, **style)
 
 
 def _training(train: dict) -> str:
@@ -77,41 +155,88 @@ def _training(train: dict) -> str:
 
 
 def _profile_sentence(profile: Profile, trained: str, seeds: list[int]) -> str:
-    return (f"Profile `{profile.name}`: {DATASET_NAMES.get(profile['dataset'], profile['dataset'])} "
-            f"({profile['description']}); {trained} seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(map(str, seeds))}.")
+    return (f"Profile `{profile.name}`: {dataset_name(profile)} ({profile['description']}); {trained} "
+            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}.")
+
+
+def rounded(value, decimals: int):
+    """A float rounded half up as the decimal number it stands for (83.14999999999999, which is 100 - 16.85, and 83.15
+    both give 83.2), so that every table, claim and page shows one model's number the same; anything else as it is."""
+    if not isinstance(value, float) or math.isnan(value) or math.isinf(value):
+        return value
+    return float(Decimal(f"{value:.12g}").quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
+
+
+def number(value, decimals: int = 1) -> str:
+    """A number as every table prints it: rounded() to `decimals`, blank where there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{rounded(float(value), decimals):.{decimals}f}"
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table of a section: its rows and its caption; `floatfmt` formats its numbers in .md and .tex."""
+    """A table of a section: its rows and its caption; its numbers are rounded once, to the decimals of `floatfmt`,
+    and written so to .csv, .md and .tex alike."""
     frame: pd.DataFrame
     caption: str
     floatfmt: str = ".1f"
 
+    @property
+    def decimals(self) -> int:
+        return int(self.floatfmt.strip(".f"))
+
+    def rounded(self) -> pd.DataFrame:
+        """The rows as written: numbers rounded, no number a blank cell (None), never "nan"."""
+        return pd.DataFrame({column: pd.Series([None if pd.isna(v) else rounded(v, self.decimals) for v in values],
+                                               index=values.index, dtype=object)
+                             for column, values in self.frame.items()})
+
     def _repr_html_(self) -> str:  # a notebook shows the caption above the rows
-        return f"<p>{html.escape(self.caption)}</p>{self.frame.to_html(index=False)}"
+        return f"<p>{html.escape(self.caption)}</p>{self.rounded().to_html(index=False)}"
 
 
 def write_tables(profile: Profile, tables: dict[str, Table]) -> None:
-    """tables/<name>.csv (full precision), .md (caption + table) and .tex (booktabs table) of each table."""
-    base = profile.outputs / "tables"
+    """tables/<name>.csv, .md (caption + table) and .tex (booktabs table) of each table, from the same rounded
+    numbers."""
+    base = profile.products / "tables"
     for name, t in tables.items():
-        df, floatfmt = t.frame, t.floatfmt
+        df, floatfmt = t.rounded(), t.floatfmt
         write_text(base / f"{name}.csv", df.to_csv(index=False))
         write_text(base / f"{name}.md", f"{t.caption}\n\n{df.to_markdown(index=False, floatfmt=floatfmt)}\n")
-        latex = df.to_latex(index=False, float_format=lambda v: format(v, floatfmt), caption=t.caption,
-                            label=f"tab:{name}", na_rep="--", escape=True)
+        cells = df.map(lambda v: format(v, floatfmt) if isinstance(v, float) else v)  # as .md prints them
+        latex = cells.to_latex(index=False, caption=t.caption, label=f"tab:{name}", na_rep="--", escape=True)
         write_text(base / f"{name}.tex", latex)
 
 
-def save_figure(fig, profile: Profile, name: str) -> None:
-    """figures/<name>.png and .pdf."""
+def save_figure(fig, profile: Profile, name: str, caption: str) -> None:
+    """figures/<name>.png and .pdf, and its caption, figures/<name>.md, which the index shows beside it. Every text of
+    the figure must be readable on a slide (check_readable)."""
+    check_readable(fig, name)
     for ext in ("png", "pdf"):
-        with atomic_path(profile.outputs / "figures" / f"{name}.{ext}") as tmp:
+        with atomic_path(profile.products / "figures" / f"{name}.{ext}") as tmp:
             # Fixed metadata keeps the files identical when the figure is (png: no timestamp; pdf: no date).
             metadata = {"Software": None} if ext == "png" else {"CreationDate": None}
             fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata=metadata)
+    write_text(profile.products / "figures" / f"{name}.md", caption.strip() + "\n")
+
+
+def figure_text(finding: str, details: str) -> str:
+    """A figure's caption: its finding in one sentence on the first line (what the README's headline shows under the
+    figure), then what it shows, on which models and budget."""
+    return f"{finding.strip()}\n{details.strip()}"
+
+
+def check_readable(fig, name: str) -> None:
+    """Every text drawn on `fig` is at least MIN_FONT_POINTS at the size the figure is saved (bbox_inches="tight"
+    crops, it does not scale)."""
+    fig.canvas.draw()  # tick labels get their text when drawn
+    hidden = {id(label) for ax in fig.axes if not ax.axison for label in ax.get_xticklabels() + ax.get_yticklabels()}
+    small = sorted({(round(t.get_fontsize(), 1), t.get_text()[:40]) for t in fig.findobj(Text)
+                    if t.get_visible() and t.get_text().strip() and id(t) not in hidden
+                    and t.get_fontsize() < MIN_FONT_POINTS})
+    if small:
+        raise ValueError(f"figure {name}: text smaller than {MIN_FONT_POINTS} pt: {small[:5]}")
 
 
 # ---- claims: conditions, intervals and verdicts ----
@@ -238,5 +363,5 @@ def write_claims(profile: Profile, section_key: str, claims: list[dict]) -> pd.D
     bad = sorted(set(df["verdict"]) - set(VERDICTS))
     if bad:
         raise ValueError(f"verdicts {bad} are not among {VERDICTS}")
-    write_text(profile.outputs / "claims" / f"{section_key}.csv", df.to_csv(index=False))
+    write_text(profile.products / "claims" / f"{section_key}.csv", df.to_csv(index=False))
     return df

@@ -8,14 +8,16 @@ compare means over seeds (and architectures) with 95% intervals from the per-ima
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from apr_lib.metrics import CALIBRATION_DEFINITION
 from apr_lib.paper import evidence
 from apr_lib.paper.fig7_apr_examples import wrap_share
 from apr_lib.paper.paper_results import paper_table1
-from apr_lib.paper.report import (METHOD_LABELS, Table, claim, compare, describe_runs, load_metrics, measured,
-                                  unmeasured)
+from apr_lib.paper.report import (METHOD_LABELS, Table, claim, compare, corruption_label, dataset_name, describe_runs,
+                                  load_metrics, measured, seeds_text, training_budget, unmeasured)
 from apr_lib.study.config import Profile, table_runs, table_seeds, with_variant
 from apr_lib.study.targets import profile_sections
 from apr_lib.uncertainty import interval
@@ -205,6 +207,31 @@ def claims(profile: Profile, per_run: pd.DataFrame) -> list[dict]:
                f"of {images:,} test images")
     return lower_error_claims(profile, errors, f"Table 1 ({PAPER_C_LABEL[dataset]}, mean row)",
                               paper_table1(dataset)["mean"], setting)
+
+
+def per_corruption_figure(profile: Profile, per_run: pd.DataFrame):
+    """Where each method gains or loses: the error per corruption (mean over severities) of each method on the first
+    architecture, a bar per method; the mean over seeds with ±1 sd where there are several."""
+    arch = per_run["arch"].iloc[0]
+    rows = per_run[per_run["arch"] == arch]
+    corruptions = profile["eval"]["corruptions"]
+    methods = list(dict.fromkeys(rows["method"]))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(8.0, 0.95 * len(corruptions))), 4.8))
+    for k, method in enumerate(methods):
+        errors = rows[rows["method"] == method][corruptions]
+        sd = errors.std() if len(errors) > 1 else None
+        ax.bar(np.arange(len(corruptions)) + (k - (len(methods) - 1) / 2) * width, errors.mean(), width,
+               yerr=sd, capsize=2, label=method)  # per_run["method"] is the row's label
+    ax.set_xticks(range(len(corruptions)), [corruption_label(c) for c in corruptions], rotation=35, ha="right")
+    ax.set_ylabel("error % (mean over severities)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    run = table_runs(profile, KEY)[0]
+    ax.set_title(f"Table 1 per corruption: {dataset_name(profile)}-C, {arch} ({training_budget(profile, run)}, "
+                 f"{seeds_text(table_runs(profile, KEY))})")
+    fig.tight_layout()
+    return fig
 
 
 def tables(profile: Profile, per_run: pd.DataFrame) -> dict[str, Table]:

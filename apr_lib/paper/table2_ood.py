@@ -8,14 +8,15 @@ reproduced here); `table2_detail` holds every metric.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from apr_lib.errors import UserError
 from apr_lib.ood_metrics import CONVENTION, METRICS, SCORES
 from apr_lib.paper.paper_results import load_paper_results, paper_table2
 from apr_lib.paper import evidence
-from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, describe_runs, load_metrics,
-                                  measured, unmeasured)
+from apr_lib.paper.report import (METHOD_LABELS, SCORE_NAMES, Condition, Table, claim, compare, dataset_name,
+                                  describe_runs, load_metrics, measured, seeds_text, training_budget, unmeasured)
 from apr_lib.study.config import Profile, metrics_file, table_runs, table_seeds
 from apr_lib.uncertainty import interval
 
@@ -27,7 +28,6 @@ NOT_REPRODUCED = ("supclr", "csi")
 ROW_LABELS = {"standard": "CE", "cutout": "CE w/ Cutout", "mixup": "CE w/ Mixup", "apr_p": "CE w/ APR-P",
               "supclr": "SupCLR", "csi": "CSI", "apr_s": "CE w/ APR-S", "apr_sp": "CE w/ APR-SP"}
 PAPER_SETS = ("svhn", "lsun", "imagenet", "lsun_fix", "imagenet_fix", "cifar100")
-SCORE_NAMES = {"msp": "maximum softmax probability", "max_logit": "maximum logit"}
 
 
 def measure(profile: Profile) -> pd.DataFrame:
@@ -83,6 +83,35 @@ def table2(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
             rows.append(row)
     df = pd.DataFrame(rows)
     return df.astype(object).where(df.notna(), None)  # None: blank cells in the csv and markdown, not "nan"
+
+
+def per_set_figure(profile: Profile, per_run: pd.DataFrame):
+    """AUROC of each method on each OOD set, (a) by the maximum softmax probability and (b) by the maximum logit: where
+    a method's mean comes from and where the score changes the ranking; the mean over seeds with ±1 sd where there
+    are several."""
+    sets = ood_set_names(per_run)
+    arch = per_run["arch"].iloc[0]
+    rows = per_run[(per_run["arch"] == arch) & (per_run["ood_set"] != "mean")]
+    methods = list(dict.fromkeys(rows["method"]))
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
+    for ax, (letter, score) in zip(axes, zip("ab", SCORES)):
+        for k, method in enumerate(methods):
+            auroc = rows[(rows["score"] == score) & (rows["method"] == method)].groupby("ood_set")["auroc"]
+            sd = auroc.std().reindex(sets) if auroc.size().max() > 1 else None  # several seeds
+            ax.bar([i + (k - (len(methods) - 1) / 2) * width for i in range(len(sets))], auroc.mean().reindex(sets),
+                   width, yerr=sd, capsize=2, label=ROW_LABELS.get(method, METHOD_LABELS.get(method, method)))
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(sets)), sets)
+        ax.set_title(f"({letter}) by the {SCORE_NAMES[score]}" + (" (the paper's)" if score == "msp" else ""))
+        ax.set_ylabel("AUROC % (50: chance)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    run = table_runs(profile, KEY)[0]
+    fig.suptitle(f"Table 2 per OOD set: {dataset_name(profile)} test images vs each OOD set, {arch} "
+                 f"({training_budget(profile, run)}, {seeds_text(table_runs(profile, KEY))})", fontsize=12)
+    fig.tight_layout()
+    return fig
 
 
 def table2_detail(per_run: pd.DataFrame) -> pd.DataFrame:

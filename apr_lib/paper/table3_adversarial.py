@@ -7,14 +7,15 @@ learning rate, epochs, APR probabilities; docs/released_code.md).
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from apr_lib.adversarial import attack_list
 from apr_lib.errors import UserError
-from apr_lib.paper.paper_results import paper_table3
 from apr_lib.paper import evidence
-from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, describe_runs, load_metrics,
-                                  measured, unmeasured)
+from apr_lib.paper.paper_results import paper_table3
+from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, dataset_name, describe_runs,
+                                  load_metrics, measured, plot_over_seeds, seeds_text, unmeasured)
 from apr_lib.study.config import Profile, metrics_file, table_runs, table_seeds, with_variant
 from apr_lib.uncertainty import interval, mean_over
 
@@ -99,6 +100,35 @@ def table3_settings(profile: Profile) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), None)
 
 
+def attack_figure(profile: Profile, per_run: pd.DataFrame):
+    """How far each attack of the set brings each row's accuracy down on the first N test images of the paper's
+    protocol: clean, then after each attack; one line per row, labelled at its end; the mean over seeds with ±1 sd
+    where there are several."""
+    protocol = profile["autoattack"]["n_images"][0]
+    rows = per_run[per_run["n"] == protocol]
+    after = [c for c in rows.columns if c.startswith("after_")]
+    steps = ["clean", *after]
+    names = ["clean", *(f"after {c.removeprefix('after_').upper()}" for c in after)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for (arch, row), runs in rows.groupby(["arch", "row"], sort=False):
+        values = runs[steps].T  # steps x seeds
+        values.columns = range(values.shape[1])
+        label = row_label(row) + (f" ({arch})" if rows["arch"].nunique() > 1 else "")
+        plot_over_seeds(ax, range(len(steps)), values, label, marker="o")
+        ax.annotate(label, (len(steps) - 1, values.iloc[-1].mean()), xytext=(8, 0), textcoords="offset points",
+                    va="center", fontsize=9)
+    ax.set_xticks(range(len(steps)), names)
+    ax.set_xlim(-0.3, len(steps) - 1 + 1.2)  # room for the labels at the lines' ends
+    ax.set_ylabel(f"accuracy % on the first {protocol:,} test images")
+    ax.grid(axis="y", alpha=0.3)
+    run = table_runs(profile, KEY)[0]
+    ax.set_title(f"Table 3: {describe_attacks(profile['autoattack']['attacks']).split(' (')[0]}, l_inf "
+                 f"{profile['autoattack']['epsilon_levels']}/255\n{dataset_name(profile)}, {run.arch}, "
+                 f"{seeds_text(table_runs(profile, KEY))}")
+    fig.tight_layout()
+    return fig
+
+
 def table3(profile: Profile, per_run: pd.DataFrame) -> pd.DataFrame:
     """Table 3: per arch, row and N, clean accuracy and accuracy under AutoAttack (`ours`) on the first N test images
     (means over seeds), beside the paper's on the rows of the profile's first N (the paper's protocol); `test_acc` is
@@ -133,7 +163,8 @@ def table3_caption(profile: Profile) -> str:
             f"on cat([X, APR-P(X)]) with a mean loss, so its APR-S row (APR-P probability 0) trains on [X, X], each "
             f"copy attacked from its own random start; our FGSM w/ APR-S row does the same, and the control row "
             f"trains FGSM's row on [X, X] without APR. Ours: "
-            f"{describe_runs(profile, runs)} FGSM adversarial training from a random start (epsilon "
+            f"{describe_runs(profile, runs, lambda run: row_label(row_key(profile, run.method, run.variant)))} FGSM "
+            "adversarial training from a random start (epsilon "
             f"{adv['epsilon_levels']}/255, step {adv['step_levels']}/255) with a cyclic learning rate; each row "
             f"trains with its variant's settings (`variants:` in {profile.path}: peak learning rate, epochs scaled "
             f"from the released ones, APR probabilities). Attack: {describe_attacks(settings['attacks'])}, l_inf "

@@ -21,7 +21,7 @@ from apr_lib.names import CORRUPTIONS
 from apr_lib.paper.paper_results import paper_table4
 from apr_lib.paper import evidence
 from apr_lib.paper.table1_corruption import SURPASSES
-from apr_lib.paper.report import (DATASET_NAMES, METHOD_LABELS, Table, claim, compare, describe_setting, measured,
+from apr_lib.paper.report import (DATASET_NAMES, METHOD_LABELS, Table, claim, compare, describe_runs, measured,
                                   unmeasured)
 from apr_lib.study.config import Profile, table_runs
 from apr_lib.uncertainty import Estimate, image_weights, mean_over
@@ -41,11 +41,12 @@ def ours_label(profile: Profile) -> str:
 
 
 def measure(profile: Profile) -> dict[str, dict]:
-    """{method: {"test_error": %, "errors": {corruption: {severity: %}}}}, means over seeds, first architecture."""
+    """{method: {"test_error": %, "errors": {corruption: {severity: %}}}}, means over seeds, first architecture, the
+    profile's own rows (Table 1's rows trained another way, `<method>@<variant>`, are not the paper's)."""
     arch = profile["tables"]["table1_corruption"]["archs"][0]
     seeds: dict[str, list] = {}
     for run in table_runs(profile, "table1_corruption"):
-        if run.arch == arch:
+        if run.arch == arch and not run.variant:
             seeds.setdefault(run.method, []).append(
                 measured(profile, run, "clean", "error") + measured(profile, run, "corruption", "errors"))
     corruptions = sorted(profile["eval"]["corruptions"], key=CORRUPTIONS.index)  # the paper's order
@@ -56,7 +57,8 @@ def measure(profile: Profile) -> dict[str, dict]:
 
 
 def table4(profile: Profile, measured_errors: dict[str, dict]) -> pd.DataFrame:
-    """One row per method and measure (`test_error`, each corruption, `mce`), with `ours` and `paper` (%)."""
+    """The paper's layout: per method a row of our numbers and a row of the paper's (`numbers`: ours / paper), each
+    with `test_error`, the CE of each corruption and `mce` (%); blank where the paper has no such number."""
     if uses_alexnet(profile):
         ce = {m: imagenet_ce(v["errors"]) for m, v in measured_errors.items()}
     else:
@@ -68,26 +70,27 @@ def table4(profile: Profile, measured_errors: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for method, values in measured_errors.items():
         ours = {"test_error": values["test_error"], **ce[method], "mce": mce(ce[method])}
-        for measure, value in ours.items():
-            rows.append({"method": METHOD_LABELS[method], "measure": measure, "ours": value,
-                         "paper": paper.get(method, {}).get(measure, np.nan)})
-    return pd.DataFrame(rows)
+        rows += [{"method": METHOD_LABELS[method], "numbers": "ours", **ours},
+                 {"method": METHOD_LABELS[method], "numbers": "paper",
+                  **{measure: paper.get(method, {}).get(measure) for measure in ours}}]
+    df = pd.DataFrame(rows)
+    return df.astype(object).where(df.notna(), None)  # None: blank cells in the csv and markdown, not "nan"
 
 
 def table4_caption(profile: Profile) -> str:
     corruptions = profile["eval"]["corruptions"]
     paper_only = ", ".join(m for m in paper_table4() if m not in profile["tables"]["table1_corruption"]["methods"])
     if uses_alexnet(profile):
-        ours = f"`ours`: {ours_label(profile)}; `mce` = mean of the 15 CE."
+        ours = f"Rows `ours`: {ours_label(profile)}; `mce` = mean of the 15 CE."
     else:
         name = DATASET_NAMES.get(profile["dataset"], profile["dataset"])
-        ours = (f"`ours`: {ours_label(profile)} (sum over severities {profile['eval']['severities']} of each "
+        ours = (f"Rows `ours`: {ours_label(profile)} (sum over severities {profile['eval']['severities']} of each "
                 f"method's error / the same sum of our Standard model, x 100; Standard = 100); `mce` = their mean "
                 f"over the {len(corruptions)} corruptions measured; `test_error` = clean error on the {name} test set.")
     return (f"Table 4: test error, corruption error (CE_c) and mCE (%, lower is better) per training method. {ours} "
-            f"{describe_setting(profile)} "
+            f"{describe_runs(profile, table_runs(profile, 'table1_corruption'))} "
             f"Runs: Table 1's runs of {profile['tables']['table1_corruption']['archs'][0]}. "
-            f"`paper`: ResNet-50 on ImageNet-C, CE normalised by AlexNet, from "
+            f"Rows `paper`: ResNet-50 on ImageNet-C, CE normalised by AlexNet, from "
             f"params/paper_results.yaml (empty where the paper's Table 4 has no such method; its rows {paper_only} "
             "have no run here; they are in that file).")
 

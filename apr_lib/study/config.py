@@ -6,6 +6,7 @@ bad profile fails before any job runs, with a message naming the file, the key a
 
 Paths are relative to the project root (the working directory of Snakemake and of `apr`):
     runs/<profile>/<run>/                      checkpoints, weights, resolved config (not in git)
+    outputs/<profile>/weights/<run>/           the published copy of the weights the notebooks load (in git)
     outputs/<profile>/metrics/<run>/<suite>.json   the run's measured numbers
     outputs/<profile>/metrics/<run>/<suite>.npz    its per-image results (apr_lib.per_image)
 where <run> = <dataset>/<arch>/<method>/seed<k>, e.g. fmnist/small_cnn/apr_sp/seed0.
@@ -27,6 +28,7 @@ import yaml  # noqa: E402
 
 from apr_lib import names
 from apr_lib.errors import ProfileError
+from apr_lib.layout import published_dir as _published_dir
 from apr_lib.names import run_name
 from apr_lib.study.sections import SECTIONS
 
@@ -49,9 +51,12 @@ def find_project_root(start: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated profile: `cfg` is the YAML's content, `path` the file it came from."""
+    """A validated profile: `cfg` is the YAML's content, `path` the file it came from. `scratch`: a notebook run by
+    hand writes its tables, figures and claims to `products` = outputs/<name>/scratch/ (git-ignored), not over the
+    reference outputs that the DAG writes (apr_lib.paper.report.notebook_profile)."""
     path: Path
     cfg: dict
+    scratch: bool = False
 
     @property
     def name(self) -> str:
@@ -60,6 +65,11 @@ class Profile:
     @property
     def outputs(self) -> Path:
         return Path("outputs") / self.name
+
+    @property
+    def products(self) -> Path:
+        """Where tables, figures and claims are written: outputs/<name>/, or its scratch/ folder."""
+        return self.outputs / "scratch" if self.scratch else self.outputs
 
     def __getitem__(self, key: str):
         return self.cfg[key]
@@ -226,6 +236,11 @@ def check_data_root(profile: Profile) -> None:
 
 def run_dir(profile: Profile, run: RunSpec) -> Path:
     return Path("runs") / profile.name / run.name
+
+
+def published_dir(profile: Profile, run: RunSpec) -> Path:
+    """Where the DAG publishes the weights of `run` that notebooks and the explorer load (apr_lib.layout)."""
+    return _published_dir(profile.outputs, run.name)
 
 
 def metrics_file(profile: Profile, run: RunSpec, suite: str) -> Path:

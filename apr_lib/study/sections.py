@@ -3,7 +3,8 @@
 The one list the Snakefile (what `all` builds, apr_lib.study.targets), the index page and the tests read. A
 section's key names its notebook (notebooks/<NN>_<key>.ipynb), its module in the paper layer
 (apr_lib.paper.<key>) and its claims file; its notebook writes, under outputs/<profile>/:
-    tables/<table>.{csv,md,tex}   figures/<figure>.{png,pdf}   claims/<key>.csv   notebooks/<notebook>.ipynb
+    tables/<table>.{csv,md,tex}   figures/<figure>.{png,pdf,md} (md: its caption)   claims/<key>.csv
+    notebooks/<notebook>.ipynb
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apr_lib.layout import WEIGHTS
-from apr_lib.study.config import Profile, metrics_file, per_image_file, run_dir, table_runs
+from apr_lib.layout import CONFIG, WEIGHTS
+from apr_lib.study.config import Profile, RunSpec, metrics_file, per_image_file, published_dir, table_runs
 from apr_lib.study.sections import SECTIONS, Section
 
 TABLE_FORMATS = ("csv", "md", "tex")
@@ -24,7 +24,7 @@ def section_products(profile: Profile, s: Section) -> list[Path]:
     """The tables, figures and claims file a section's notebook writes."""
     out = profile.outputs
     return ([out / "tables" / f"{t}.{ext}" for t in s.tables for ext in TABLE_FORMATS]
-            + [out / "figures" / f"{f}.{ext}" for f in s.figures for ext in FIGURE_FORMATS]
+            + [out / "figures" / f"{f}.{ext}" for f in s.figures for ext in FIGURE_FORMATS + ("md",)]  # md: caption
             + [out / "claims" / f"{s.key}.csv"])
 
 
@@ -44,11 +44,41 @@ def section_metrics(profile: Profile, s: Section) -> list[Path]:
             for path in (metrics_file(profile, run, suite), per_image_file(profile, run, suite))]
 
 
-def section_weights(profile: Profile, s: Section) -> list[Path]:
-    """The trained weights a section's notebook loads: a Snakemake input, so a clone without runs/ trains them."""
+def seed_runs(profile: Profile, s: Section) -> dict[str, list[RunSpec]]:
+    """The runs whose trained models a section loads (method -> one run per seed): its `weights_of` methods on the
+    first architecture of its runs table, every seed of that table (its claims take the spread over seeds)."""
     if s.runs_table is None:
-        return []
-    return [run_dir(profile, run) / WEIGHTS for run in table_runs(profile, s.runs_table) if run.method in s.weights_of]
+        return {}
+    runs = table_runs(profile, s.runs_table)
+    arch = runs[0].arch if runs else None
+    by_method: dict[str, list[RunSpec]] = {}
+    for run in runs:
+        if run.method in s.weights_of and run.arch == arch and not run.variant:  # the profile's own rows
+            by_method.setdefault(run.method, []).append(run)
+    return by_method
+
+
+def model_runs(profile: Profile, s: Section) -> dict[str, RunSpec]:
+    """The first seed's run of each method of `seed_runs` (method -> run): the models a figure shows."""
+    return {method: runs[0] for method, runs in seed_runs(profile, s).items()}
+
+
+def section_weights(profile: Profile, s: Section) -> list[Path]:
+    """The published weights a section's notebook loads: Snakemake inputs, so `all` trains and publishes them first,
+    while a fresh clone's notebooks run by hand on the committed copies (apr_lib.paper.weights)."""
+    return [published_dir(profile, run) / WEIGHTS for runs in seed_runs(profile, s).values() for run in runs]
+
+
+def published_runs(profile: Profile) -> list[RunSpec]:
+    """Every run whose weights the DAG publishes under outputs/<profile>/weights/: those the sections load (the
+    explorer loads the first seed's of Figure 2's)."""
+    runs = {run for s in profile_sections(profile) for runs in seed_runs(profile, s).values() for run in runs}
+    return sorted(runs)
+
+
+def published_weights(profile: Profile) -> list[Path]:
+    """The files of every published run: its weights and its config."""
+    return [published_dir(profile, run) / name for run in published_runs(profile) for name in (WEIGHTS, CONFIG)]
 
 
 def claims_table(profile: Profile) -> list[Path]:

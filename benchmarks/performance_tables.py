@@ -1,10 +1,10 @@
-"""The README's "Performance" tables, generated from the benchmark results (never typed in).
+"""The tables of docs/performance.md, generated from the benchmark results (never typed in).
 
-    python benchmarks/readme_tables.py            # rewrite the generated blocks of README.md
-    python benchmarks/readme_tables.py --check    # exit 1 if README.md differs from what the results give
+    python benchmarks/performance_tables.py            # rewrite the generated blocks of docs/performance.md
+    python benchmarks/performance_tables.py --check    # exit 1 if docs/performance.md differs from what the results give
 
-Each block sits between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->` in README.md and is made
-from benchmarks/results/NAME.json; tests/test_benchmarks.py checks that the README holds what the results give.
+Each block sits between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->` in docs/performance.md and is made
+from benchmarks/results/NAME.json; tests/test_benchmarks.py checks that the page holds what the results give.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "performance.md"
 SHAPE_COLUMNS = {"fmnist": "Fashion-MNIST 1x28x28", "cifar": "CIFAR 3x32x32"}
 METHOD_NAMES = {"apr_p": "APR-P", "apr_s": "APR-S", "apr_sp": "APR-SP", "augmix": "AugMix", "standard": "Standard"}
-GOALS = {("pipeline", "apr_sp"): 10, ("transform", "apr_sp"): 4}  # issue 18's goals, batched / per image
+GOALS = {("pipeline", "apr_sp"): 10, ("transform", "apr_sp"): 4}  # the project's goals, batched / per image
 ARCH_NAMES = {"resnet18": "ResNet-18", "wrn40_2": "WRN-40-2"}
 CIFAR_TRAIN_IMAGES = 50_000
 
@@ -76,7 +76,7 @@ def train_overhead(result: dict | None) -> str:
 def gpu_check(result: dict | None) -> str:
     if result is None:
         return ("No measurement with this script yet (it needs a GPU): run `python benchmarks/gpu_check.py` on a GPU "
-                "machine, then `python benchmarks/readme_tables.py`.\n")
+                "machine, then `python benchmarks/performance_tables.py`.\n")
     ok = [r for r in result["rows"] if r["status"] == "ok"]
     archs = [arch for arch in ARCH_NAMES if any(r["arch"] == arch for r in ok)]
     lines = ["| training images/s, batch 128 | " + " | ".join(ARCH_NAMES[a] for a in archs) + " |",
@@ -125,7 +125,7 @@ def update(readme: str, results: Path = RESULTS) -> str:
         begin, end = f"<!-- begin generated: {name} -->\n", f"<!-- end generated: {name} -->"
         pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
         if not pattern.search(readme):
-            raise SystemExit(f"README.md has no block `{begin.strip()}` ... `{end}`: put the pair where the table "
+            raise SystemExit(f"docs/performance.md has no block `{begin.strip()}` ... `{end}`: put the pair where the table "
                              f"from benchmarks/results/{name}.json belongs")
         readme = pattern.sub(lambda _: begin + make(_load(name, results)) + end, readme)
     return readme
@@ -133,14 +133,14 @@ def update(readme: str, results: Path = RESULTS) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if README.md is out of date")
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if docs/performance.md is out of date")
     args = parser.parse_args()
-    current = README.read_text(encoding="utf-8")
+    current = PAGE.read_text(encoding="utf-8")
     generated = update(current)
     if args.check:
         sys.exit(0 if generated == current else 1)
-    README.write_text(generated, encoding="utf-8")
-    print(f"wrote {README}")
+    PAGE.write_text(generated, encoding="utf-8")
+    print(f"wrote {PAGE}")
 
 
 if __name__ == "__main__":
