@@ -17,12 +17,10 @@ import torch
 
 from apr_lib.data import DATASETS, ImageSet, load_split
 from apr_lib.ood import OODSet, load_ood_set, swapped
-from apr_lib.paper.report import (METHOD_LABELS, Condition, Table, claim, compare, dataset_name, describe_runs,
+from apr_lib.paper.report import (Condition, Table, claim, compare, dataset_name, describe_runs,
                                   figure_text, number, training_budget)
-from apr_lib.paper.weights import load_models
+from apr_lib.paper.weights import load_seed_models
 from apr_lib.study.config import Profile, RunSpec
-from apr_lib.study.sections import section
-from apr_lib.study.targets import seed_runs
 from apr_lib.swap_analysis import (HIGH_CONFIDENCE, PAIR_LABELS, follow_per_pair, follow_stats, probabilities,
                                    random_pairs)
 from apr_lib.uncertainty import Estimate, combine, difference, interval, mean_of
@@ -109,16 +107,6 @@ def swap_claims(pairs: dict[str, dict[str, dict[str, np.ndarray]]], standard: st
               "Section 3.1, Corollary 2", "paper", [exists, rarer],
               f"such images exist for {standard} and are rarer for {apr} (trained with APR's restriction); {setting}"),
     ]
-
-
-def load_seed_models(profile: Profile, key: str) -> tuple[dict[str, list[RunSpec]], list[dict[str, torch.nn.Module]]]:
-    """The runs a section loads by model label (Standard, APR-SP; one per seed of its runs table) and, per seed, the
-    trained models by label: from runs/ or their published copies."""
-    by_method = seed_runs(profile, section(key))
-    seeds = len(next(iter(by_method.values())))
-    runs = {METHOD_LABELS[method]: method_runs for method, method_runs in by_method.items()}
-    return runs, [load_models(profile, {method: method_runs[i] for method, method_runs in by_method.items()})
-                  for i in range(seeds)]
 
 
 def measure(profile: Profile, n_examples: int = 4, n_pairs: int | None = None, seed: int = 0) -> Measured:

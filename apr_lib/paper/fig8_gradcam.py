@@ -22,9 +22,9 @@ from matplotlib.lines import Line2D
 from apr_lib.corruptions import corrupt_batch
 from apr_lib.data import load_split
 from apr_lib.gradcam import OBJECT_ON_BLACK, cams_clean_and_corrupted, object_masks
-from apr_lib.paper.fig2_amplitude_swap import load_seed_models
 from apr_lib.paper.report import (METHOD_LABELS, Condition, claim, compare, dataset_name, figure_text, number,
                                   training_budget, unmeasured)
+from apr_lib.paper.weights import load_seed_models
 from apr_lib.study.config import Profile, RunSpec
 from apr_lib.study.sections import section
 from apr_lib.study.targets import model_runs

@@ -17,8 +17,8 @@ import torch
 from apr_lib.data import load_split
 from apr_lib.fourier_sensitivity import (band_error, centred_radius, fourier_basis, fourier_errors, fourier_heatmap,
                                          random_signs)
-from apr_lib.paper.fig2_amplitude_swap import load_seed_models
 from apr_lib.paper.report import METHOD_LABELS, claim, compare, dataset_name, figure_text, number, training_budget
+from apr_lib.paper.weights import load_seed_models
 from apr_lib.study.config import Profile, RunSpec
 from apr_lib.study.sections import section
 from apr_lib.study.targets import model_runs

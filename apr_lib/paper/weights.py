@@ -20,7 +20,8 @@ from apr_lib.paper.manifest import manifest_file
 from apr_lib.paper.report import METHOD_LABELS
 from apr_lib.runs import load_run
 from apr_lib.study.config import Profile, RunSpec, published_dir, run_dir
-from apr_lib.study.targets import published_runs
+from apr_lib.study.sections import section
+from apr_lib.study.targets import published_runs, seed_runs
 
 
 def _finished(folder: Path) -> bool:
@@ -67,3 +68,13 @@ def load_models(profile: Profile, runs: dict[str, RunSpec],
                         f"{profile.name!r} ({', '.join(run.name for run in missing)}): neither runs/ nor "
                         f"{profile.outputs}/weights/ holds it. Train it with `{train_command(profile, missing)}`.")
     return {METHOD_LABELS[method]: load_run(folder, device)[0] for method, folder in folders.items()}
+
+
+def load_seed_models(profile: Profile, key: str) -> tuple[dict[str, list[RunSpec]], list[dict[str, torch.nn.Module]]]:
+    """The runs a section loads by model label (Standard, APR-SP; one per seed of its runs table) and, per seed, the
+    trained models by label: from runs/ or their published copies."""
+    by_method = seed_runs(profile, section(key))
+    seeds = len(next(iter(by_method.values())))
+    runs = {METHOD_LABELS[method]: method_runs for method, method_runs in by_method.items()}
+    return runs, [load_models(profile, {method: method_runs[i] for method, method_runs in by_method.items()})
+                  for i in range(seeds)]
