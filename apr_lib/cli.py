@@ -43,10 +43,33 @@ def cmd_check(args) -> None:
     print(f"{profile.path}: valid profile {profile.name!r} ({profile['description']}); {len(runs)} training runs")
 
 
-def _set_threads(threads: int | None) -> None:
+# glibc's mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed memory for the next batch instead of returning it to the system.
+
+    By default a tensor over 32 MB (one batch of 500 images through a conv layer) gets fresh pages from the kernel
+    and gives them back when freed, so every batch pays page faults: a corruption evaluation spent 5.7 of its 15 s
+    in the kernel (2-core AMD EPYC, one thread), and 0.4 of 9.5 s with both thresholds at 1 GiB; AugMix's training
+    took 97 s instead of 118. Memory then stays at the job's peak until it exits. No effect off glibc (macOS,
+    Windows, musl), where the call is absent or refused."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    for parameter in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD):
+        mallopt(parameter, 1 << 30)
+
+
+def _prepare_compute(threads: int | None) -> None:
     import torch  # only the commands that run a model need it
     if threads:
         torch.set_num_threads(threads)
+    _keep_freed_memory()
 
 
 def cmd_data(args) -> None:
@@ -82,7 +105,7 @@ def cmd_train(args) -> None:
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
-    _set_threads(args.threads)
+    _prepare_compute(args.threads)
     metrics = train_run(run_config(profile, run), run_dir(profile, run), metrics_file(profile, run, "train"),
                         restart=args.restart)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary from process 0
@@ -99,7 +122,7 @@ def cmd_eval(args) -> None:
 
     profile = load_profile(args.profile)
     run = RunSpec.parse(args.run)
-    _set_threads(args.threads)
+    _prepare_compute(args.threads)
     model, _ = load_run(run_dir(profile, run))
     result, images, summary = SUITES[args.suite](profile.cfg, model)
     per_image.save(per_image_file(profile, run, args.suite), images)

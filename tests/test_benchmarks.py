@@ -99,7 +99,7 @@ def test_dag_times_reads_rules_jobs_and_the_span(tmp_path, monkeypatch, capsys):
     assert result["settings"]["job_seconds_total"] == 75
     assert result["settings"]["dag_span_seconds"] == 1050 - (1000 - 5)  # last end - earliest start
     assert {row["rule"]: row["jobs"] for row in result["rows"]} == {"train": 2, "data": 1}
-    assert "within" in result["summary"] and "budget 30 min" in capsys.readouterr().out
+    assert "within" in result["summary"] and "budget 45 min" in capsys.readouterr().out
 
 
 def test_dag_times_says_when_nothing_has_run(tmp_path, monkeypatch):
