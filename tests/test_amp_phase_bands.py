@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from apr_lib import load_run
-from apr_lib.paper.fig4_amp_phase_grid import KEY, claims, measure
+from apr_lib.paper.fig4_amp_phase_grid import KEY, claims, figure_caption, measure
 from apr_lib.study.config import RunSpec, load_profile, run_config, table_runs
 from apr_lib.models import BandRecombinedInput, build_run_model, config_bands
 from apr_lib.paper.paper_results import paper_fig4
@@ -86,6 +86,14 @@ def test_claims_on_the_papers_grid_hold_and_on_its_transpose_fail(fig4_profile):
     write_accuracies(fig4_profile, {(a, p): paper[p][a] for a, p in CELLS})
     verdicts = [c["verdict"] for c in claims(fig4_profile, measure(fig4_profile))]
     assert verdicts == ["fails", "fails"]
+
+
+def test_the_caption_of_a_full_grid_reads_the_ranges_of_its_first_row_and_column(fig4_profile):
+    """The sentence only a run of all 16 cells writes (the reference run's first, caught there)."""
+    write_accuracies(fig4_profile, {(a, p): 60.0 + 2 * BANDS.index(p) - BANDS.index(a) for a, p in CELLS})
+    caption = figure_caption(fig4_profile, measure(fig4_profile))
+    # full amplitude: 60.25 .. 66.25 over the phase bands; full phase: 60.25 .. 57.25 over the amplitude bands
+    assert "accuracy moves 6.0 points across the phase bands; with the full phase, 3.0 points" in caption
 
 
 def test_cells_without_runs_stay_blank_and_claims_not_run(tmp_path, monkeypatch):
