@@ -70,7 +70,7 @@ def test_counts_take_the_papers_claims_once():
                  ("d", "fails", -2.0, -1.0)])
     df.loc[2, "kind"] = "beyond paper"
     df.loc[3, "counted"] = "no: counted in s: a"
-    assert count_sentence(counted(df)) == "2 claims: 1 hold, 1 are inconclusive"
+    assert count_sentence(counted(df)) == "2 claims: 1 holds, 1 is inconclusive"
 
 
 def committed_ledger() -> pd.DataFrame | None:

@@ -56,9 +56,11 @@ def test_captions_state_each_sections_own_budget():
     table3 = describe_runs(profile, table_runs(profile, "table3_adversarial"), lambda run: run.variant)
     epochs = {v: with_variant(profile.cfg, v)["train"]["epochs"] for v in ("fgsm", "fgsm_apr_sp")}
     assert epochs["fgsm"] != epochs["fgsm_apr_sp"]  # the rows' budgets differ, so the caption must name each
-    assert re.search(rf"fgsm\b[^;]*: {epochs['fgsm']} epochs on 2,500 training images.*fgsm_apr_sp: "
-                     rf"{epochs['fgsm_apr_sp']} epochs on 2,500", table3)
-    assert "small_cnn trained 2 epochs on 3,000 training images" in describe_runs(
+    images = f"{with_variant(profile.cfg, 'fgsm')['train']['train_subset']:,}"
+    assert re.search(rf"fgsm\b[^;]*: {epochs['fgsm']} epochs on {images} training images.*fgsm_apr_sp: "
+                     rf"{epochs['fgsm_apr_sp']} epochs on {images}", table3)
+    band = with_variant(profile.cfg, "amp-low_phase-high")["train"]
+    assert f"small_cnn trained {band['epochs']} epochs on {band['train_subset']:,} training images" in describe_runs(
         profile, table_runs(profile, "fig4_amp_phase_grid"))
     assert "4 epochs" not in describe_runs(profile, table_runs(profile, "fig9_amp_phase_labels"))
     assert "nothing is trained for this section: test images only" in describe_untrained(profile, "test images only")
@@ -66,7 +68,7 @@ def test_captions_state_each_sections_own_budget():
 
 def test_verdicts_are_counted_and_the_summary_shows_a_claim_of_the_paper():
     verdicts = pd.DataFrame({"verdict": ["fails", "holds", "inconclusive", "holds", "not run"]})
-    assert count_sentence(verdicts) == "5 claims: 2 hold, 1 fail, 1 are inconclusive, 1 were not run"
+    assert count_sentence(verdicts) == "5 claims: 2 hold, 1 fails, 1 is inconclusive, 1 was not run"
     claims = pd.DataFrame({"kind": ["beyond paper", "paper"], "measure": ["x", "y"]})
     assert headline_claim(claims)["measure"] == "y"  # the first of the paper's own claims
     assert headline_claim(claims.iloc[:1])["measure"] == "x"  # a section without one: its first
@@ -101,9 +103,9 @@ def test_the_index_opens_with_a_summary_and_contents_and_links_long_tables(tmp_p
     summary = text[text.index("## Summary"):text.index("## Contents")]
     fig6, table2 = section("fig6_templates"), section("table2_ood")
     assert (f"| [Figure 6: {fig6.title}](#{anchor(f'{fig6.paper}: {fig6.title}')}) | largest \\|x - y\\| | 1e-11 | "
-            "identity | 1 hold |") in summary
-    assert "| 1 fail, 1 were not run |" in summary
-    assert "The paper's claims, each counted once: **2 claims: 1 fail, 1 were not run**" in summary  # not the identity
+            "identity | 1 holds |") in summary
+    assert "| 1 fails, 1 was not run |" in summary
+    assert "The paper's claims, each counted once: **2 claims: 1 fails, 1 was not run**" in summary  # not the identity
     for s in (fig6, table2):  # the contents link each section's heading
         assert f"## {s.paper}: {s.title}" in text and f"](#{anchor(f'{s.paper}: {s.title}')})" in text
     assert "*Figure 6, honestly captioned.*" in text

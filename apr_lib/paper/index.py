@@ -55,11 +55,13 @@ def counted(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_parts(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(verdict, "N hold" / "K are inconclusive" / ...) for each verdict among the claims of `df`, in VERDICTS' order."""
+    """(verdict, "N hold" / "1 is inconclusive" / ...) for each verdict among the claims of `df`, in VERDICTS' order."""
     counts = df["verdict"].value_counts()
-    words = {"holds": "hold", "fails": "fail", "inconclusive": "are inconclusive", "not comparable": "are not comparable",
-             "not run": "were not run"}
-    return [(v, f"{counts[v]} {words[v]}") for v in VERDICTS if counts.get(v, 0)]
+    one = {"holds": "holds", "fails": "fails", "inconclusive": "is inconclusive", "not comparable": "is not comparable",
+           "not run": "was not run"}
+    many = {"holds": "hold", "fails": "fail", "inconclusive": "are inconclusive", "not comparable": "are not comparable",
+            "not run": "were not run"}
+    return [(v, f"{counts[v]} {(one if counts[v] == 1 else many)[v]}") for v in VERDICTS if counts.get(v, 0)]
 
 
 def count_sentence(df: pd.DataFrame) -> str:

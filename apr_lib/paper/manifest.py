@@ -302,7 +302,8 @@ def headline(profile: Profile) -> str:
              "are measurements in this setting, means over seeds with their 95% interval (seeds and test images); the "
              "paper's numbers (its own datasets and models at full scale, as each table's caption says; from "
              "`params/paper_results.yaml`) stand beside them.", "", *table, "",
-             f"**{verdicts.get('holds', 0)} of the paper's {len(papers)} claims hold**"
+             f"**{verdicts.get('holds', 0)} of the paper's {len(papers)} claims "
+             f"{'holds' if verdicts.get('holds', 0) == 1 else 'hold'}**"
              + "".join(f", {part}" for part in rest)
              + f", each verdict read from a 95% interval ([all claims]({claims_table(profile)[1]})"
              + (f"; kept apart and not counted: {others}" if others else "") + "). "
