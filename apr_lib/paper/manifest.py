@@ -247,6 +247,11 @@ def _ours(row) -> str:
     return f"{_number(row.ours)}{interval}"
 
 
+def _label(table: str, method: str, position: int, measure: str) -> str:
+    """A headline row's label: the measure on each table's first row only."""
+    return f"{table}, {method}" + (f": {measure}" if position == 0 else "")
+
+
 def headline_rows(profile: Profile) -> list[tuple[str, str, str]]:
     """(result, ours, paper) of a few of the run's numbers, read from its tables: each main number with its interval
     and the accuracy or clean error beside it."""
@@ -254,23 +259,24 @@ def headline_rows(profile: Profile) -> list[tuple[str, str, str]]:
     rows = []
     if (tables / "table1_corruption.csv").exists():
         labels = ("Standard", "APR-P", "APR-S", "APR-SP")
-        for r in _rows(tables / "table1_corruption.csv", lambda m: m in labels).itertuples():
-            rows.append((f"Table 1: mean corruption error % (clean error %), lower is better, {r.method}",
+        for i, r in enumerate(_rows(tables / "table1_corruption.csv", lambda m: m in labels).itertuples()):
+            rows.append((_label("Table 1", r.method, i, "mean corruption error % (clean error %), lower is better"),
                          f"{_ours(r)} ({_number(r.clean_error)})", _number(r.paper)))
     if (tables / "table2_ood.csv").exists():
         measured = _rows(tables / "table2_ood.csv", lambda m: True)
-        for r in pd.concat([measured.iloc[:1], measured[measured["method"].str.endswith("APR-SP")]]).drop_duplicates().itertuples():
-            rows.append((f"Table 2: mean OOD AUROC % (test accuracy %), higher is better, {r.method}",
+        shown = pd.concat([measured.iloc[:1], measured[measured["method"].str.endswith("APR-SP")]]).drop_duplicates()
+        for i, r in enumerate(shown.itertuples()):
+            rows.append((_label("Table 2", r.method, i, "mean OOD AUROC % (test accuracy %), higher is better"),
                          f"{_ours(r)} ({_number(r.test_acc)})", f"{_number(r.paper)} ({_number(r.test_acc_paper)})"))
     if (tables / "table3_adversarial.csv").exists():
         attacks = profile["autoattack"]["attacks"]
         attack = ("standard AutoAttack" if attacks == "standard" else
                   f"{', '.join(a.upper() for a in attacks)} (reduced AutoAttack; the paper: standard)")
         measured = _rows(tables / "table3_adversarial.csv", lambda m: m in ("FGSM", "FGSM w/ APR-SP"))
-        for r in measured[measured["images"] == measured["images"].iloc[0]].itertuples():
-            rows.append((f"Table 3: accuracy % under {attack} (clean accuracy %), {r.images} test images, higher is "
-                         f"better, {r.method}", f"{_ours(r)} ({_number(r.clean)})",
-                         f"{_number(r.paper)} ({_number(r.clean_paper)})"))
+        for i, r in enumerate(measured[measured["images"] == measured["images"].iloc[0]].itertuples()):
+            rows.append((_label("Table 3", r.method, i, f"accuracy % under {attack} (clean accuracy %), {r.images} "
+                                "test images, higher is better"),
+                         f"{_ours(r)} ({_number(r.clean)})", f"{_number(r.paper)} ({_number(r.clean_paper)})"))
     if not rows:
         raise UserError(f"no tables under {tables}: run `snakemake --cores 4 all --config profile={profile.name}` "
                         "first")
