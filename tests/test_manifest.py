@@ -142,7 +142,7 @@ def test_headline_reads_the_numbers_from_the_tables(tiny):
     assert "Table 3" not in block  # no such table in this run: left out, not invented
     # the paper's claims only, each once
     assert "**2 of the paper's 4 claims hold**, 1 is inconclusive, 1 was not run" in block
-    assert "1 checks beyond the paper, 1 identities of the method's math" in block
+    assert "checks beyond the paper (1), identities of the method's math (1)" in block
     assert f"]({index_page(tiny)})" in block and "Headline results: Fashion-MNIST, small_cnn, 2 epochs (tiny profile)" in block
 
 

@@ -294,7 +294,7 @@ def headline(profile: Profile) -> str:
     claims = pd.read_csv(claims_table(profile)[0], keep_default_na=False)
     papers = counted(claims)
     verdicts = papers["verdict"].value_counts()
-    others = ", ".join(f"{(claims['kind'] == kind).sum()} {KINDS[kind]}" for kind in KINDS
+    others = ", ".join(f"{KINDS[kind]} ({(claims['kind'] == kind).sum()})" for kind in KINDS
                        if kind != "paper" and (claims["kind"] == kind).any())
     manifest = read_json(manifest_file(profile)) if manifest_file(profile).exists() else None
     archs = ", ".join(dict.fromkeys(run.arch for run in table_runs(profile, "table1_corruption")))
@@ -304,10 +304,9 @@ def headline(profile: Profile) -> str:
     rest = [part for verdict, part in verdict_parts(papers) if verdict != "holds"]
     lines = [README_START,
              f"<!-- written by `apr report readme --profile {profile.name}` from {out}/: edit that, not this -->",
-             f"**Headline results: {', '.join(label)} ({profile.name} profile).** {describe_setting(profile)} Ours "
-             "are measurements in this setting, means over seeds with their 95% interval (seeds and test images); the "
-             "paper's numbers (its own datasets and models at full scale, as each table's caption says; from "
-             "`params/paper_results.yaml`) stand beside them.", "", *table, "",
+             f"**Headline results: {', '.join(label)} ({profile.name} profile).** {describe_setting(profile)} Ours: "
+             "means over seeds, [95% interval] over seeds and test images; the paper's: its own datasets and models at "
+             "full scale (`params/paper_results.yaml`).", "", *table, "",
              f"**{verdicts.get('holds', 0)} of the paper's {len(papers)} claims "
              f"{'holds' if verdicts.get('holds', 0) == 1 else 'hold'}**"
              + "".join(f", {part}" for part in rest)
@@ -324,10 +323,10 @@ def headline(profile: Profile) -> str:
         figure = out / "figures" / f"{section(key).figures[0]}.png"
         if figure.exists():
             lines += ["", f"![{section(key).paper}: {section(key).title}]({figure})"]
-            caption = figure.with_suffix(".md")  # its first line: what the figure finds, beside it
+            caption = figure.with_suffix(".md")  # its first line: what the figure finds (the rest: the index)
             if caption.exists():
                 finding = caption.read_text(encoding="utf-8").splitlines()[0]
-                lines += ["", f"*{finding}* ([caption]({caption}))"]
+                lines += ["", f"*{finding}*"]
     lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
               "`snakemake --cores 4 all --config profile=cifar` (see [docs/profiles.md](docs/profiles.md)).", README_END]
     return "\n".join(lines)
