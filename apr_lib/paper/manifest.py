@@ -327,8 +327,8 @@ def headline(profile: Profile) -> str:
             if caption.exists():
                 finding = caption.read_text(encoding="utf-8").splitlines()[0]
                 lines += ["", f"*{finding}*"]
-    lines += ["", "For paper-scale numbers run the `cifar` profile on a GPU with CIFAR-10 in place: "
-              "`snakemake --cores 4 all --config profile=cifar` (see [docs/profiles.md](docs/profiles.md)).", README_END]
+    lines += ["", "At the paper's scale: `--config profile=cifar` on a GPU with CIFAR-10 in place "
+              "([docs/profiles.md](docs/profiles.md)).", README_END]
     return "\n".join(lines)
 
 
