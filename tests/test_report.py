@@ -125,6 +125,5 @@ def test_the_readme_headline_shows_each_hero_figures_finding(tmp_path, monkeypat
     (figures / "fig2_amplitude_swap.md").write_text("It finds the opposite of the paper.\nDetails.\n")
     block = headline(profile)
     assert ("![Figures 2 and 3 (section 1): Predictions after swapping amplitude spectra]"
-            "(outputs/tiny/figures/fig2_amplitude_swap.png)\n\n*It finds the opposite of the paper.* "
-            "([caption](outputs/tiny/figures/fig2_amplitude_swap.md))") in block
+            "(outputs/tiny/figures/fig2_amplitude_swap.png)\n\n*It finds the opposite of the paper.*\n") in block
     assert "Details." not in block
