@@ -91,8 +91,9 @@ def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
     runs = table_runs(profile, KEY)
     ours = df.dropna(subset=["ours"])
     if len(ours) == 16:
-        (phase_range, amplitude_range), paper = (amplitude_reliance(lambda a, p, t=_pivot(df, column): t.loc[a, p])["whole"]
-                                                 for column in ("ours", "paper"))
+        (phase_range, amplitude_range), paper = (
+            amplitude_reliance(lambda a, p, table=_pivot(df, column): table.loc[a, p])["whole"]
+            for column in ("ours", "paper"))
         finding = (f"With the full amplitude, accuracy moves {number(phase_range)} points across the phase bands; with "
                    f"the full phase, {number(amplitude_range)} points across the amplitude bands (the paper: "
                    f"{number(paper[0])} vs {number(paper[1])}, read as the CNN relying more on the amplitude).")
