@@ -91,9 +91,8 @@ def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
     runs = table_runs(profile, KEY)
     ours = df.dropna(subset=["ours"])
     if len(ours) == 16:
-        (phase_range, amplitude_range), paper = (
-            amplitude_reliance(lambda a, p, table=_pivot(df, column): table.loc[a, p])["whole"]
-            for column in ("ours", "paper"))
+        (phase_range, amplitude_range), paper = (amplitude_reliance(_cell(df, column))["whole"]
+                                                 for column in ("ours", "paper"))
         finding = (f"With the full amplitude, accuracy moves {number(phase_range)} points across the phase bands; with "
                    f"the full phase, {number(amplitude_range)} points across the amplitude bands (the paper: "
                    f"{number(paper[0])} vs {number(paper[1])}, read as the CNN relying more on the amplitude).")
@@ -109,8 +108,11 @@ def figure_caption(profile: Profile, df: pd.DataFrame) -> str:
     return figure_text(finding, details)
 
 
-def _pivot(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    return df.pivot(index="amplitude", columns="phase", values=column).loc[list(BANDS), list(BANDS)]
+def _cell(df: pd.DataFrame, column: str):
+    """One column of `measure`'s table as the cell function `cell(a, p)` that amplitude_reliance and matched_bands
+    read."""
+    table = df.pivot(index="amplitude", columns="phase", values=column).loc[list(BANDS), list(BANDS)]
+    return lambda a, p: float(table.loc[a, p])
 
 
 def _range(values) -> np.ndarray:
@@ -147,8 +149,7 @@ def claims(profile: Profile, df: pd.DataFrame) -> list[dict]:
     """Section 3.1's two readings of Figure 4, measured on our grid (seed by seed, with 95% intervals over seeds and
     test images) beside the paper's grid."""
     source = "Figure 4 (section 3.1)"
-    paper = _pivot(df, "paper")
-    paper_cell = lambda a, p: float(paper.loc[a, p])  # noqa: E731
+    paper_cell = _cell(df, "paper")
     reliance_text = ("When fixing the amplitude spectrum and phase spectrum respectively, the range of change without "
                      "amplitude is larger than the case without phase (the CNN relies more on the amplitude spectrum).")
     matched_text = ("The combination of phase and amplitude in the corresponding frequency domain achieves better "

@@ -54,14 +54,22 @@ def counted(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["kind"] == "paper") & (df["counted"] == "yes")]
 
 
+# each verdict said of one claim and of several
+VERDICT_WORDS = {"holds": ("holds", "hold"), "fails": ("fails", "fail"),
+                 "inconclusive": ("is inconclusive", "are inconclusive"),
+                 "not comparable": ("is not comparable", "are not comparable"), "not run": ("was not run", "were not run")}
+
+
+def verdict_words(verdict: str, count: int) -> str:
+    """"holds" for one claim, "hold" for several (and so on for every verdict)."""
+    singular, plural = VERDICT_WORDS[verdict]
+    return singular if count == 1 else plural
+
+
 def verdict_parts(df: pd.DataFrame) -> list[tuple[str, str]]:
     """(verdict, "N hold" / "1 is inconclusive" / ...) for each verdict among the claims of `df`, in VERDICTS' order."""
     counts = df["verdict"].value_counts()
-    one = {"holds": "holds", "fails": "fails", "inconclusive": "is inconclusive", "not comparable": "is not comparable",
-           "not run": "was not run"}
-    many = {"holds": "hold", "fails": "fail", "inconclusive": "are inconclusive", "not comparable": "are not comparable",
-            "not run": "were not run"}
-    return [(v, f"{counts[v]} {(one if counts[v] == 1 else many)[v]}") for v in VERDICTS if counts.get(v, 0)]
+    return [(v, f"{counts[v]} {verdict_words(v, counts[v])}") for v in VERDICTS if counts.get(v, 0)]
 
 
 def count_sentence(df: pd.DataFrame) -> str:

@@ -32,7 +32,7 @@ from apr_lib.errors import UserError
 from apr_lib.files import read_json, sha256, write_json, write_text
 from apr_lib.layout import CONFIG, PROVENANCE, WEIGHTS, corruption_set
 from apr_lib.names import config_digest
-from apr_lib.paper.index import counted, verdict_parts
+from apr_lib.paper.index import counted, verdict_parts, verdict_words
 from apr_lib.paper.report import DATASET_NAMES, KINDS, describe_setting
 from apr_lib.study.config import Profile, published_dir, table_runs
 from apr_lib.study.jobs import suite_inputs
@@ -308,7 +308,7 @@ def headline(profile: Profile) -> str:
              "means over seeds, [95% interval] over seeds and test images; the paper's: its own datasets and models at "
              "full scale (`params/paper_results.yaml`).", "", *table, "",
              f"**{verdicts.get('holds', 0)} of the paper's {len(papers)} claims "
-             f"{'holds' if verdicts.get('holds', 0) == 1 else 'hold'}**"
+             f"{verdict_words('holds', verdicts.get('holds', 0))}**"
              + "".join(f", {part}" for part in rest)
              + f", each verdict read from a 95% interval ([all claims]({claims_table(profile)[1]})"
              + (f"; kept apart and not counted: {others}" if others else "") + "). "
